@@ -1,0 +1,53 @@
+# Tributary. `make run` sets everything up and runs the pipeline; `make test` runs every test.
+# Every install step lives here or in scripts/; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export TRIBUTARY_HOME := $(CURDIR)
+export TRIBUTARY_PROFILE ?= local
+export AIRFLOW_HOME := $(CURDIR)/var/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/var/airflow/airflow.db
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+export PYTHONUNBUFFERED := 1
+
+UV := $(CURDIR)/.venv-uv/bin/uv
+RUN := $(UV) run --frozen
+STAMP := var/.stamps
+ROWS ?= 20000
+
+.PHONY: help setup jars run up test test-fast clean airflow-db
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(UV): scripts/bootstrap.sh
+	@scripts/bootstrap.sh
+
+$(STAMP)/venv: uv.lock pyproject.toml | $(UV)
+	@mkdir -p $(STAMP)
+	$(UV) sync --frozen
+	@touch $@
+
+jars: ## fetch the pinned JVM jars (conf/jars/pom.xml) into var/jars
+	@scripts/fetch_jars.sh var/jars
+
+setup: $(UV) $(STAMP)/venv jars ## install Python deps (uv.lock) and jars; idempotent
+
+airflow-db: setup ## create/upgrade the local Airflow metadata DB (SQLite)
+	@mkdir -p $(AIRFLOW_HOME)
+	@$(RUN) airflow db migrate >/dev/null
+
+run: setup airflow-db ## set up, land data, run fraud_pipeline via Airflow, stream a 2nd batch, print the summary
+	$(RUN) python scripts/run_local.py --rows $(ROWS)
+
+up: setup airflow-db ## start the Airflow UI and the MLflow UI on the local state
+	$(RUN) python scripts/up.py
+
+test: setup $(TEST_PREREQS) ## run every test
+	$(RUN) pytest $(PYTEST_ARGS)
+
+clean: ## remove local state (data, Airflow and MLflow stores); keeps environments and jars
+	rm -rf var/lake var/landing var/checkpoints var/mlflow var/airflow var/run-summary.json
+
+-include make/*.mk

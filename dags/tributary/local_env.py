@@ -1,0 +1,46 @@
+"""Environment for running Airflow itself on one machine (``make run``, ``make up``, the end-to-end tests).
+
+The Spark connection the launcher names (``launcher.spark_conn_id``) is derived from the profile, so the Spark
+master is written in one place: the profile. On a real deployment the connection comes from Airflow's
+connections / secrets backend instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from spark_jobs.config import REPO_ROOT, Profile
+
+
+def spark_connection(profile: Profile) -> dict:
+    """The Airflow ``spark`` connection for a spark-submit profile, as Airflow's JSON connection format."""
+    return {
+        "conn_type": "spark",
+        "host": profile.spark_master,
+        "extra": {"deploy-mode": profile.spark["deploy_mode"], "spark-binary": "spark-submit"},
+    }
+
+
+def airflow_env(profile: Profile, airflow_home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """A process environment that runs Airflow 3 standalone-style on SQLite for ``profile``."""
+    env = dict(os.environ if base is None else base)
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    venv_bin = str(Path(sys.executable).parent)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "TRIBUTARY_PROFILE": profile.name,
+            "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",  # spark-submit from the project env
+        }
+    )
+    conn_id = profile.launcher.get("spark_conn_id")
+    if conn_id:
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(spark_connection(profile))
+    return env

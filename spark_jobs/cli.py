@@ -1,0 +1,49 @@
+"""Shared plumbing for job entrypoints: the ``--profile`` switch, logging and the session.
+
+Every job's ``main(argv)`` does::
+
+    parser = job_parser(__doc__)
+    parser.add_argument(...)            # the job's own flags
+    args, profile = parse_job_args(parser, argv)
+    spark = build_session(profile, "tributary-<job>")
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+from spark_jobs.config import ConfigError, Profile, load_profile
+
+
+def job_parser(doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser that already knows ``--profile``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", help="profile name under conf/profiles (default: $TRIBUTARY_PROFILE or local)")
+    return parser
+
+
+def parse_job_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, Profile]:
+    """Parse flags and load the profile; a bad profile exits 2 with the reason, like a bad flag."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser.parse_args(argv)
+    try:
+        profile = load_profile(args.profile)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    return args, profile
+
+
+def emit_result(job: str, result: dict[str, Any]) -> None:
+    """Log a job's result and print it as one JSON line prefixed ``TRIBUTARY_RESULT`` for callers to pick up."""
+    logging.getLogger(f"spark_jobs.{job}").info("%s result: %s", job, result)
+    print("TRIBUTARY_RESULT " + json.dumps({"job": job, **result}, default=str), flush=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Stop a job with a clear message on stderr."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)

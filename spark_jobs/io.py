@@ -1,0 +1,94 @@
+"""Dataset IO by logical name: the only place that reads or writes tables.
+
+Transforms never read or write; entrypoints call these with names from ``conf/catalog.yaml``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from spark_jobs.config import Catalog, ConfigError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+
+def table_exists(spark: "SparkSession", catalog: Catalog, name: str) -> bool:
+    """True when the Delta table behind ``name`` exists."""
+    from delta.tables import DeltaTable
+
+    return DeltaTable.isDeltaTable(spark, catalog.uri(name))
+
+
+def read_table(spark: "SparkSession", catalog: Catalog, name: str, version: int | None = None) -> "DataFrame":
+    """Read a Delta dataset, optionally at a given table version (time travel)."""
+    ds = catalog[name]
+    if ds.format != "delta":
+        raise ConfigError(f"dataset '{name}' is {ds.format}, not delta")
+    if not table_exists(spark, catalog, name):
+        raise ConfigError(f"dataset '{name}' has no Delta table at {ds.uri}; run the job that produces it first")
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(ds.uri)
+
+
+def table_version(spark: "SparkSession", catalog: Catalog, name: str) -> int:
+    """The current Delta version of ``name``."""
+    from delta.tables import DeltaTable
+
+    return DeltaTable.forPath(spark, catalog.uri(name)).history(1).collect()[0]["version"]
+
+
+def read_landing_lines(spark: "SparkSession", catalog: Catalog, name: str, subpath: str | None = None) -> "DataFrame":
+    """Raw landed JSON lines as ``value`` (the line) and ``source_file`` (its file URI)."""
+    from pyspark.sql import functions as F
+
+    uri = catalog.uri(name) + (f"/{subpath}" if subpath else "")
+    return (
+        spark.read.option("recursiveFileLookup", "true")
+        .text(uri)
+        .select(F.col("value"), F.col("_metadata.file_path").alias("source_file"))
+    )
+
+
+def overwrite_table(df: "DataFrame", catalog: Catalog, name: str, partition_by: list[str] | None = None) -> None:
+    """Replace a Delta dataset's contents (deterministic recomputations)."""
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(catalog.uri(name))
+
+
+def append_table(df: "DataFrame", catalog: Catalog, name: str) -> None:
+    """Append rows to a Delta dataset, creating it if needed."""
+    df.write.format("delta").mode("append").option("mergeSchema", "true").save(catalog.uri(name))
+
+
+def merge_table(
+    spark: "SparkSession",
+    df: "DataFrame",
+    catalog: Catalog,
+    name: str,
+    update_existing: bool = False,
+) -> None:
+    """Idempotent upsert on the dataset's ``key``: re-running the same input changes nothing.
+
+    New keys are inserted; existing keys are left alone unless ``update_existing``. The table is created on first
+    write.
+    """
+    from delta.tables import DeltaTable
+
+    ds = catalog[name]
+    if not ds.key:
+        raise ConfigError(f"dataset '{name}' has no key in catalog.yaml; MERGE needs one")
+    if not table_exists(spark, catalog, name):
+        df.write.format("delta").mode("append").save(ds.uri)
+        return
+    merge = DeltaTable.forPath(spark, ds.uri).alias("t").merge(df.alias("s"), f"t.{ds.key} = s.{ds.key}")
+    if update_existing:
+        merge = merge.whenMatchedUpdateAll()
+    merge.whenNotMatchedInsertAll().execute()
