@@ -1,0 +1,212 @@
+"""Per-card, point-in-time-correct windowed features: ``bronze_transactions`` -> ``features_card``.
+
+One row per bronze transaction: the keys ``transaction_id, card_id, event_time``, the label ``is_fraud`` and the
+model inputs ``FEATURE_COLUMNS`` (all doubles, never null). Only Spark window functions are used (no Python UDFs).
+
+Point-in-time rules (what a feature of transaction T may see):
+
+- Time is ``unix_seconds(event_time)`` (whole UTC seconds; sub-second precision is truncated).
+- Only **strictly earlier seconds** of the **same card** contribute: every frame is
+  ``rangeBetween(-window, -1)`` on epoch seconds. So transactions of one card in the same second are
+  *concurrent*: none of them sees the others (no same-second leak), and they all get the same history.
+- Window boundaries are inclusive: the 1h window of T covers ``[t - 3600, t - 1]``, so a transaction exactly
+  3600 s earlier counts in the 1h window and one 3601 s earlier does not (24h: 86 400 s, 7d: 604 800 s).
+- Card-profile features (prior count, mean, z-score, category share, usual country, previous transaction) look
+  back ``LOOKBACK_SECONDS`` (30 days). Nothing older ever matters, which is what lets ``features_for_new`` prune
+  its history and still match the batch computation exactly.
+
+Defaults when the card has no prior transaction in the frame (never null):
+
+- ``seconds_since_prev_txn`` = ``LOOKBACK_SECONDS`` (read "at least 30 days"; also when the previous
+  transaction is older than the lookback);
+- ``km_from_prev_txn`` = ``speed_kmh_from_prev_txn`` = 0; ``amount_to_prior_mean`` = 1 (also when the prior
+  mean is 0); ``amount_zscore`` = 0 (also when the prior standard deviation is 0, e.g. one prior row);
+  ``merchant_category_prior_share`` = 0 (a new category); ``is_foreign`` = 0; window counts and sums = 0.
+
+Definitions: the "previous transaction" is the latest strictly earlier one (ties in that second: the largest
+``transaction_id``); ``is_foreign`` = the country differs from the card's most common country over the lookback
+(ties: the alphabetically first country); ``amount_zscore`` uses the population standard deviation of prior
+amounts; ``hour_of_day``/``is_night`` are UTC (night = 00:00-05:59); ``speed_kmh_from_prev_txn`` = great-circle
+(haversine) km / hours since the previous transaction (at least 1 s apart by construction).
+
+Run by hand (reads ``bronze_transactions``, fully recomputes and overwrites ``features_card``; re-running on the
+same bronze version gives the same table)::
+
+    uv run python -m spark_jobs.features --profile local
+    spark-submit spark_jobs/features.py --profile local
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from spark_jobs import io
+from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
+from spark_jobs.session import build_session
+
+if TYPE_CHECKING:
+    from pyspark.sql.window import WindowSpec
+
+HOUR_SECONDS = 3_600
+DAY_SECONDS = 86_400
+WINDOWS_SECONDS: dict[str, int] = {"1h": HOUR_SECONDS, "24h": DAY_SECONDS, "7d": 7 * DAY_SECONDS}
+LOOKBACK_SECONDS = 30 * DAY_SECONDS
+EARTH_RADIUS_KM = 6_371.0
+NIGHT_HOURS_UTC = range(0, 6)
+
+# Columns compute_card_features reads (extra bronze columns are ignored).
+INPUT_COLUMNS: list[str] = [
+    "transaction_id",
+    "card_id",
+    "event_time",
+    "amount",
+    "merchant_category",
+    "country",
+    "lat",
+    "lon",
+    "channel",
+    "is_fraud",
+]
+KEY_COLUMNS: list[str] = ["transaction_id", "card_id", "event_time", "is_fraud"]
+
+FEATURE_COLUMNS: list[str] = [
+    "amount",
+    "log_amount",
+    *(f"txn_count_{w}" for w in WINDOWS_SECONDS),
+    *(f"amount_sum_{w}" for w in WINDOWS_SECONDS),
+    "seconds_since_prev_txn",
+    "card_prior_txn_count",
+    "amount_to_prior_mean",
+    "amount_zscore",
+    "merchant_category_prior_share",
+    "km_from_prev_txn",
+    "speed_kmh_from_prev_txn",
+    "hour_of_day",
+    "is_night",
+    "is_online",
+    "is_atm",
+    "is_foreign",
+]
+
+_TS = "_ts"  # epoch seconds, internal
+
+
+def _prior(partition: Sequence[str], seconds: int) -> "WindowSpec":
+    """Frame of the same partition's rows in ``[t - seconds, t - 1]`` (strictly earlier seconds only)."""
+    return Window.partitionBy(*partition).orderBy(_TS).rangeBetween(-seconds, -1)
+
+
+def haversine_km(lat1: Column, lon1: Column, lat2: Column, lon2: Column) -> Column:
+    """Great-circle distance in km between two points given in degrees."""
+    dlat = F.radians(lat2 - lat1)
+    dlon = F.radians(lon2 - lon1)
+    a = F.pow(F.sin(dlat / 2), 2) + F.cos(F.radians(lat1)) * F.cos(F.radians(lat2)) * F.pow(F.sin(dlon / 2), 2)
+    return F.lit(2 * EARTH_RADIUS_KM) * F.asin(F.least(F.lit(1.0), F.sqrt(a)))
+
+
+def compute_card_features(transactions: DataFrame) -> DataFrame:
+    """One feature row per transaction, using only strictly earlier transactions of the same card.
+
+    ``transactions`` is bronze-shaped (at least ``INPUT_COLUMNS``; ``event_time`` a timestamp). Returns
+    ``KEY_COLUMNS`` + ``FEATURE_COLUMNS``, every feature a non-null double. See the module docstring for the
+    window boundaries, tie handling and the defaults used when a card has no history.
+    """
+    card = ["card_id"]
+    profile_w = _prior(card, LOOKBACK_SECONDS)
+    category_w = _prior(["card_id", "merchant_category"], LOOKBACK_SECONDS)
+
+    df = transactions.select(*INPUT_COLUMNS).withColumn(_TS, F.unix_seconds("event_time"))
+    windowed: dict[str, Column] = {}
+    for label, seconds in WINDOWS_SECONDS.items():
+        w = _prior(card, seconds)
+        windowed[f"txn_count_{label}"] = F.count(F.lit(1)).over(w)
+        windowed[f"amount_sum_{label}"] = F.coalesce(F.sum("amount").over(w), F.lit(0.0))
+    df = df.withColumns(
+        {
+            **windowed,
+            "_prior_n": F.count(F.lit(1)).over(profile_w),
+            "_prior_mean": F.avg("amount").over(profile_w),
+            "_prior_std": F.stddev_pop("amount").over(profile_w),
+            "_usual_country": F.mode("country", True).over(profile_w),
+            "_prev": F.max(F.struct(F.col(_TS), F.col("transaction_id"), F.col("lat"), F.col("lon"))).over(profile_w),
+            "_category_n": F.count(F.lit(1)).over(category_w),
+        }
+    )
+
+    has_prev = F.col("_prev").isNotNull()
+    gap_s = F.col(_TS) - F.col(f"_prev.{_TS}")
+    km = haversine_km(F.col("_prev.lat"), F.col("_prev.lon"), F.col("lat"), F.col("lon"))
+    mean, std = F.col("_prior_mean"), F.col("_prior_std")
+    hour = F.floor(F.pmod(F.col(_TS), F.lit(DAY_SECONDS)) / HOUR_SECONDS)
+    features: dict[str, Column] = {
+        "amount": F.col("amount"),
+        "log_amount": F.log1p("amount"),
+        **{name: F.col(name) for name in windowed},
+        "seconds_since_prev_txn": F.when(has_prev, gap_s).otherwise(F.lit(LOOKBACK_SECONDS)),
+        "card_prior_txn_count": F.col("_prior_n"),
+        "amount_to_prior_mean": F.when(mean > 0, F.col("amount") / mean).otherwise(F.lit(1.0)),
+        "amount_zscore": F.when(std > 0, (F.col("amount") - mean) / std).otherwise(F.lit(0.0)),
+        "merchant_category_prior_share": F.when(
+            F.col("_prior_n") > 0, F.col("_category_n") / F.col("_prior_n")
+        ).otherwise(F.lit(0.0)),
+        "km_from_prev_txn": F.when(has_prev, km).otherwise(F.lit(0.0)),
+        "speed_kmh_from_prev_txn": F.when(has_prev, km / (gap_s / HOUR_SECONDS)).otherwise(F.lit(0.0)),
+        "hour_of_day": hour,
+        "is_night": hour.isin(*NIGHT_HOURS_UTC).cast("int"),
+        "is_online": (F.col("channel") == "online").cast("int"),
+        "is_atm": (F.col("channel") == "atm").cast("int"),
+        "is_foreign": F.coalesce((F.col("country") != F.col("_usual_country")).cast("int"), F.lit(0)),
+    }
+    return df.select(*KEY_COLUMNS, *(features[name].cast("double").alias(name) for name in FEATURE_COLUMNS))
+
+
+def features_for_new(history: DataFrame, new: DataFrame) -> DataFrame:
+    """Features for the rows of ``new``, with ``history`` as context; returns only ``new``'s transactions.
+
+    Equal to ``compute_card_features(history ∪ new)`` restricted to ``new``'s ids. ``new`` wins over a
+    ``history`` row with the same ``transaction_id`` (no double counting). History is pruned to the cards in
+    ``new`` and to ``LOOKBACK_SECONDS`` before each card's earliest new row: nothing older can affect a feature,
+    so callers may pass the whole bronze table.
+    """
+    new_rows = new.select(*INPUT_COLUMNS)
+    horizon = new_rows.groupBy("card_id").agg(
+        (F.min(F.unix_seconds("event_time")) - F.lit(LOOKBACK_SECONDS)).alias("_from_ts")
+    )
+    context = (
+        history.select(*INPUT_COLUMNS)
+        .join(new_rows.select("transaction_id"), "transaction_id", "left_anti")
+        .join(horizon, "card_id")
+        .where(F.unix_seconds("event_time") >= F.col("_from_ts"))
+        .select(*INPUT_COLUMNS)
+    )
+    features = compute_card_features(context.unionByName(new_rows))
+    return features.join(new_rows.select("transaction_id"), "transaction_id", "left_semi")
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Recompute ``features_card`` from a pinned version of ``bronze_transactions``; emit and return the result."""
+    _, profile = parse_job_args(job_parser(__doc__), argv)
+    spark = build_session(profile, "tributary-features")
+    catalog = profile.catalog
+    if not io.table_exists(spark, catalog, "bronze_transactions"):
+        fail(f"no bronze_transactions table at {catalog.uri('bronze_transactions')}; run spark_jobs.ingest first")
+    bronze_version = io.table_version(spark, catalog, "bronze_transactions")
+    bronze = io.read_table(spark, catalog, "bronze_transactions", version=bronze_version)
+    io.overwrite_table(compute_card_features(bronze), catalog, "features_card")
+    features_version = io.table_version(spark, catalog, "features_card")
+    result = {
+        "profile": profile.name,
+        "bronze_version": bronze_version,
+        "features_version": features_version,
+        "feature_rows": io.read_table(spark, catalog, "features_card", version=features_version).count(),
+        "feature_columns": FEATURE_COLUMNS,
+    }
+    emit_result("features", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
