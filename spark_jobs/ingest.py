@@ -1,0 +1,184 @@
+"""Ingest: landed JSON lines -> bronze Delta table + quarantine Delta table, reconciled and idempotent.
+
+Run by hand::
+
+    python -m spark_jobs.ingest --profile local                               # everything under landing_batch
+    python -m spark_jobs.ingest --batch-id 2026-11-01-seed42 --as-of 2026-11-21T00:00:00Z
+
+Each landed line ends up in exactly one place (``validation.validate_lines`` / ``deduplicate``):
+
+- **ingested**: valid, first of its ``transaction_id`` in the run, and not yet in bronze -> MERGEd into
+  ``bronze_transactions`` on ``transaction_id``;
+- **quarantined**: invalid -> MERGEd into ``quarantine_transactions`` on ``quarantine_id`` with its reason and
+  source file;
+- **duplicate**: a repeat of an id seen earlier in the run, or an id already in bronze -> dropped.
+
+The job checks ``landed = ingested + quarantined + duplicates`` before writing and fails if it does not hold,
+logs it, appends it to ``ingest_audit``, and prints it as the ``TRIBUTARY_RESULT`` line. Re-running the same
+input inserts nothing: ``ingested = 0``, ``duplicates = landed - quarantined``, and neither Delta table gets a
+new version (only the audit log grows by one row per run).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Sequence
+
+from functools import reduce
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from spark_jobs.schema import INGEST_AUDIT_SCHEMA, QUARANTINE_SCHEMA
+from spark_jobs.validation import conform, deduplicate, utc, validate_lines
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from spark_jobs.config import Catalog
+
+log = logging.getLogger(__name__)
+
+BRONZE, QUARANTINE, AUDIT, LANDING = "bronze_transactions", "quarantine_transactions", "ingest_audit", "landing_batch"
+
+
+class ReconciliationError(ValueError):
+    """The landed rows do not add up to ingested + quarantined + duplicates."""
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    """Where each landed line goes: new bronze rows, quarantine rows, dropped duplicates."""
+
+    new: DataFrame
+    quarantine: DataFrame
+    duplicates: DataFrame
+
+
+def plan_ingest(valid: DataFrame, quarantine: DataFrame, existing_ids: DataFrame) -> IngestPlan:
+    """Route the output of ``validate_lines`` against the ids already in bronze (``existing_ids``, one column
+    ``transaction_id``).
+
+    ``new`` holds the rows to insert (``BRONZE_SCHEMA``); ``quarantine`` every invalid row (``QUARANTINE_SCHEMA``);
+    ``duplicates`` the valid rows dropped as repeats within the run or as ids already in bronze.
+    """
+    unique, repeats = deduplicate(valid)
+    new = unique.join(existing_ids, "transaction_id", "left_anti")
+    present = unique.join(existing_ids, "transaction_id", "left_semi")
+    return IngestPlan(new=conform(new), quarantine=quarantine, duplicates=repeats.unionByName(present))
+
+
+def new_quarantine(quarantine: DataFrame, existing_quarantine_ids: DataFrame) -> DataFrame:
+    """The quarantine rows whose ``quarantine_id`` is not in ``existing_quarantine_ids`` yet."""
+    return conform(quarantine.join(existing_quarantine_ids, "quarantine_id", "left_anti"), QUARANTINE_SCHEMA)
+
+
+def outcome_counts(lines: DataFrame, plan: IngestPlan, quarantine_new: DataFrame) -> DataFrame:
+    """Row counts per outcome in one pass: ``landed``, ``ingested``, ``duplicate``, ``quarantined_new`` and
+    ``quarantined:<reason>``; columns ``outcome``, ``count``."""
+    labelled = [
+        lines.select(F.lit("landed").alias("outcome")),
+        plan.new.select(F.lit("ingested").alias("outcome")),
+        plan.duplicates.select(F.lit("duplicate").alias("outcome")),
+        plan.quarantine.select(F.concat(F.lit("quarantined:"), "reason").alias("outcome")),
+        quarantine_new.select(F.lit("quarantined_new").alias("outcome")),
+    ]
+    return reduce(DataFrame.unionByName, labelled).groupBy("outcome").count()
+
+
+def reconcile(outcomes: dict[str, int]) -> dict[str, Any]:
+    """Reconciliation from ``outcome_counts`` rows; raises ``ReconciliationError`` unless
+    landed = ingested + quarantined + duplicates."""
+    reasons = {k.split(":", 1)[1]: n for k, n in sorted(outcomes.items()) if k.startswith("quarantined:")}
+    counts = {
+        "rows_landed": outcomes.get("landed", 0),
+        "rows_ingested": outcomes.get("ingested", 0),
+        "rows_quarantined": sum(reasons.values()),
+        "rows_duplicate": outcomes.get("duplicate", 0),
+    }
+    if counts["rows_landed"] != counts["rows_ingested"] + counts["rows_quarantined"] + counts["rows_duplicate"]:
+        raise ReconciliationError(
+            "reconciliation failed: landed {rows_landed} != ingested {rows_ingested} + quarantined "
+            "{rows_quarantined} + duplicates {rows_duplicate}".format(**counts)
+        )
+    return {**counts, "rows_quarantined_new": outcomes.get("quarantined_new", 0), "quarantine_reasons": reasons}
+
+
+def _existing(spark: "SparkSession", catalog: "Catalog", name: str, key: str) -> tuple[DataFrame, int | None]:
+    """The keys of ``name`` at its current version (pinned, so later writes do not change them), and that version."""
+    from spark_jobs.io import read_table, table_exists, table_version
+
+    if not table_exists(spark, catalog, name):
+        return spark.createDataFrame([], f"{key} string"), None
+    version = table_version(spark, catalog, name)
+    return read_table(spark, catalog, name, version=version).select(key), version
+
+
+def run_ingest(spark: "SparkSession", catalog: "Catalog", batch_id: str | None, as_of: datetime) -> dict[str, Any]:
+    """Read the landing zone, plan, reconcile, then MERGE bronze and quarantine and append the audit row."""
+    from spark_jobs.io import append_table, merge_table, read_landing_lines, table_version
+
+    lines = read_landing_lines(spark, catalog, LANDING, batch_id or None)
+    bronze_ids, bronze_version = _existing(spark, catalog, BRONZE, "transaction_id")
+    quarantine_ids, quarantine_version = _existing(spark, catalog, QUARANTINE, "quarantine_id")
+    valid, quarantine = (df.persist() for df in validate_lines(lines, as_of))  # parsed once, used by every count
+    try:
+        plan = plan_ingest(valid, quarantine, bronze_ids)
+        to_quarantine = new_quarantine(plan.quarantine, quarantine_ids)
+        counts = reconcile({r["outcome"]: r["count"] for r in outcome_counts(lines, plan, to_quarantine).collect()})
+        log.info("reconciliation: landed %(rows_landed)d = ingested %(rows_ingested)d + quarantined "
+                 "%(rows_quarantined)d + duplicates %(rows_duplicate)d", counts)
+        if counts["rows_ingested"] or bronze_version is None:  # nothing new: no empty commit, the version stays
+            merge_table(spark, plan.new, catalog, BRONZE)
+            bronze_version = table_version(spark, catalog, BRONZE)
+        if counts["rows_quarantined_new"] or quarantine_version is None:
+            merge_table(spark, to_quarantine, catalog, QUARANTINE)
+            quarantine_version = table_version(spark, catalog, QUARANTINE)
+    finally:
+        valid.unpersist()
+        quarantine.unpersist()
+    result = {"batch_id": batch_id or None, "as_of": utc(as_of).isoformat(), **counts,
+              "bronze_version": bronze_version, "quarantine_version": quarantine_version}
+    append_table(audit_frame(spark, result, datetime.now(timezone.utc)), catalog, AUDIT)
+    return result
+
+
+def audit_frame(spark: "SparkSession", result: dict[str, Any], run_at: datetime) -> DataFrame:
+    """One ``INGEST_AUDIT_SCHEMA`` row for an ingest ``result``."""
+    row = {f.name: result.get(f.name) for f in INGEST_AUDIT_SCHEMA.fields}
+    row.update(run_at=utc(run_at), as_of=datetime.fromisoformat(result["as_of"]))
+    return spark.createDataFrame([row], INGEST_AUDIT_SCHEMA)
+
+
+def _as_of(text: str) -> datetime:
+    return utc(datetime.fromisoformat(text)) if text else datetime.now(timezone.utc)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Ingest ``landing_batch`` (or one ``--batch-id`` folder of it) into bronze and quarantine."""
+    from pyspark.errors import AnalysisException
+
+    from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
+    from spark_jobs.session import build_session
+
+    parser = job_parser(__doc__)
+    parser.add_argument("--batch-id", default="", help="landing_batch sub-folder to ingest (default: all)")
+    parser.add_argument("--as-of", type=_as_of, default="", help="ISO timestamp for the future check (default: now)")
+    args, profile = parse_job_args(parser, argv)
+    spark = build_session(profile, "tributary-ingest")
+    try:
+        result = run_ingest(spark, profile.catalog, args.batch_id, args.as_of)
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" not in str(exc):
+            raise
+        fail(f"nothing landed at {profile.catalog.uri(LANDING)}/{args.batch_id}; run spark_jobs.generate first")
+    except ReconciliationError as exc:
+        fail(str(exc))
+    emit_result("ingest", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
