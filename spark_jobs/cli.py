@@ -14,7 +14,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from spark_jobs.config import ConfigError, Profile, load_profile
 
@@ -24,6 +24,19 @@ def job_parser(doc: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", help="profile name under conf/profiles (default: $TRIBUTARY_PROFILE or local)")
     return parser
+
+
+def optional(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type`` for which an empty value means "not set" (None).
+
+    Orchestrators pass templated flags as ``--flag=value``; an unset Airflow param renders as ``--flag=``.
+    """
+
+    def parse(text: str) -> Any:
+        return None if text.strip() == "" else convert(text)
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
 
 
 def parse_job_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, Profile]:

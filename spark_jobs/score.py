@@ -1,0 +1,81 @@
+"""Batch scoring: ``features_card`` -> ``predictions`` with the MLflow ``@champion`` model.
+
+The champion's version is resolved once (fails with exit code 1 and a how-to-fix message when there is none),
+the feature rows (optionally only those with ``--start <= event_time < --end``) are scored with
+``spark_jobs.scoring.score_features`` (mapInPandas, model loaded once per Python worker, GPU when Spark assigns
+one), and the result is MERGEd into ``predictions`` on ``transaction_id``, updating rows that exist. So re-running
+leaves the row count unchanged, and re-scoring after a new promotion replaces the model version on every row.
+
+Run by hand (after train + promote)::
+
+    uv run python -m spark_jobs.score --profile local
+    uv run python -m spark_jobs.score --profile local --start 2026-11-01T00:00:00Z --end 2026-11-02T00:00:00Z
+    spark-submit spark_jobs/score.py --profile local
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from spark_jobs import io
+from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
+from spark_jobs.scoring import NoChampionError, resolve_champion, score_features
+from spark_jobs.session import build_session
+
+FEATURE_TABLE = "features_card"
+PREDICTIONS = "predictions"
+
+
+def utc_datetime(text: str) -> datetime:
+    """Parse an ISO-8601 timestamp for ``--start``/``--end``; a naive one is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 timestamp: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def select_interval(features: DataFrame, start: datetime | None, end: datetime | None) -> DataFrame:
+    """Rows with ``start <= event_time < end``; a missing bound is open."""
+    if start is not None:
+        features = features.where(F.col("event_time") >= F.lit(start))
+    if end is not None:
+        features = features.where(F.col("event_time") < F.lit(end))
+    return features
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Score ``features_card`` (or one interval of it) with the champion and MERGE into ``predictions``."""
+    parser = job_parser(__doc__)
+    parser.add_argument("--start", type=utc_datetime, help="only event_time >= START (ISO-8601, UTC if naive)")
+    parser.add_argument("--end", type=utc_datetime, help="only event_time < END (ISO-8601, UTC if naive)")
+    args, profile = parse_job_args(parser, argv)
+    try:
+        champion = resolve_champion(profile)
+    except NoChampionError as exc:
+        fail(str(exc))
+    spark = build_session(profile, "tributary-score")
+    catalog = profile.catalog
+    if not io.table_exists(spark, catalog, FEATURE_TABLE):
+        fail(f"no {FEATURE_TABLE} table at {catalog.uri(FEATURE_TABLE)}; run spark_jobs.features first")
+    features = select_interval(io.read_table(spark, catalog, FEATURE_TABLE), args.start, args.end)
+    scored = score_features(features, champion, profile.mlflow["tracking_uri"])
+    io.merge_table(spark, scored, catalog, PREDICTIONS, update_existing=True)
+    result = {
+        "model_name": champion.name,
+        "model_version": champion.version,
+        "model_run_id": champion.run_id,
+        "predictions_rows": io.read_table(spark, catalog, PREDICTIONS).count(),
+        "predictions_version": io.table_version(spark, catalog, PREDICTIONS),
+    }
+    emit_result("score", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Champion resolution and batched, GPU-aware model inference over Spark DataFrames (used by batch and stream).
+
+``resolve_champion(profile)`` pins the registered version behind ``@champion`` once, on the driver, so every
+worker of a job loads the same version even if the alias moves mid-job. ``score_features`` runs ``mapInPandas``:
+each Python worker loads that version ONCE (module-level cache keyed by tracking URI, model URI and device) and
+scores Arrow batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows on the GPU Spark assigned to the
+task (``TaskContext.resources()["gpu"]``) or on the CPU.
+
+"Once per worker" relies on Spark reusing Python workers (``spark.python.worker.reuse``, on by default). The
+tracking URI travels to the workers in the function's closure (no environment variables). Artifacts are read
+from the experiment's artifact root, so on a cluster it must be shared storage (s3://, gs://, hdfs://, an NFS
+path): a local ``var/mlflow`` only works with ``local[*]``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from spark_jobs.features import FEATURE_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from spark_jobs.config import Profile
+
+CHAMPION_ALIAS = "champion"
+DEFAULT_BATCH_ROWS = 10_000
+PASSTHROUGH_COLUMNS = ["transaction_id", "card_id", "event_time"]
+SCORED_SCHEMA = T.StructType(
+    [
+        T.StructField("transaction_id", T.StringType()),
+        T.StructField("card_id", T.StringType()),
+        T.StructField("event_time", T.TimestampType()),
+        T.StructField("fraud_score", T.DoubleType()),
+        T.StructField("is_fraud_pred", T.IntegerType()),
+        T.StructField("model_name", T.StringType()),
+        T.StructField("model_version", T.IntegerType()),
+        T.StructField("model_run_id", T.StringType()),
+    ]
+)
+PREDICTION_COLUMNS = [*SCORED_SCHEMA.fieldNames(), "scored_at"]
+
+
+class NoChampionError(RuntimeError):
+    """No model version carries the ``@champion`` alias (or the model is not registered at all)."""
+
+
+@dataclass(frozen=True)
+class ChampionModel:
+    """The registered model version that scores; ``model_uri`` pins the version (``models:/<name>/<version>``).
+
+    ``threshold`` turns ``fraud_score`` into ``is_fraud_pred`` (training's operating point, version tag
+    ``decision_threshold``); ``feature_columns`` are the inputs it was trained on (version tag), checked before
+    scoring.
+    """
+
+    name: str
+    version: int
+    run_id: str
+    model_uri: str
+    threshold: float = 0.5
+    feature_columns: tuple[str, ...] | None = None
+
+
+def _no_champion(name: str, why: str) -> NoChampionError:
+    return NoChampionError(
+        f"no champion model to score with: {why}. Train and promote one "
+        f"(python -m spark_jobs.train, then python -m spark_jobs.promote), or point @{CHAMPION_ALIAS} at an "
+        f"existing version with python -m spark_jobs.promote --version N"
+    )
+
+
+def resolve_champion(profile: "Profile") -> ChampionModel:
+    """The version behind ``models:/<model_name>@champion`` in the profile's registry; NoChampionError if none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from spark_jobs.tracking import configure_mlflow
+
+    configure_mlflow(profile)
+    name = profile.mlflow["model_name"]
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        raise _no_champion(name, f"model '{name}' is not registered in {profile.mlflow['tracking_uri']}") from None
+    try:
+        mv = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        raise _no_champion(name, f"model '{name}' has no @{CHAMPION_ALIAS} alias") from None
+    columns = mv.tags.get("feature_columns")
+    return ChampionModel(
+        name=name,
+        version=int(mv.version),
+        run_id=mv.run_id,
+        model_uri=f"models:/{name}/{mv.version}",
+        threshold=float(mv.tags.get("decision_threshold", 0.5)),
+        feature_columns=tuple(columns.split(",")) if columns else None,
+    )
+
+
+# --- worker side: one model per (tracking URI, model URI, device) per Python process ----------------------------
+
+_MODEL_CACHE: dict[tuple[str, str, str], Any] = {}
+_LOAD_COUNTS: dict[tuple[str, str, str], int] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def model_load_counts() -> dict[tuple[str, str, str], int]:
+    """How many times this process loaded each (tracking URI, model URI, device); for tests and debugging."""
+    return dict(_LOAD_COUNTS)
+
+
+def task_device() -> str:
+    """``cuda:<address>`` of the GPU Spark assigned to the current task, else ``cpu`` (also outside a task)."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    gpu = context.resources().get("gpu") if context is not None else None
+    return f"cuda:{gpu.addresses[0]}" if gpu is not None and gpu.addresses else "cpu"
+
+
+def load_model_cached(tracking_uri: str, model_uri: str, device: str) -> Any:
+    """The torch model for ``model_uri`` on ``device``, loaded at most once per process."""
+    key = (tracking_uri, model_uri, device)
+    with _CACHE_LOCK:
+        if key not in _MODEL_CACHE:
+            import mlflow
+            import mlflow.pytorch
+            import torch
+
+            torch.set_num_threads(1)  # Spark already runs one task per core
+            mlflow.set_tracking_uri(tracking_uri)
+            mlflow.set_registry_uri(tracking_uri)
+            # pt2 (torch.export) models load on the CPU; .to() then moves weights and buffers to the task's GPU.
+            _MODEL_CACHE[key] = mlflow.pytorch.load_model(model_uri).to(device)
+            _LOAD_COUNTS[key] = _LOAD_COUNTS.get(key, 0) + 1
+        return _MODEL_CACHE[key]
+
+
+def score_batches(
+    batches: Iterator["pd.DataFrame"], champion: ChampionModel, tracking_uri: str, batch_rows: int
+) -> Iterator["pd.DataFrame"]:
+    """The ``mapInPandas`` body: raw feature batches in, ``SCORED_SCHEMA`` batches out."""
+    import numpy as np
+    import pandas as pd
+
+    from spark_jobs.model import predict_proba
+
+    device, model = task_device(), None
+    for batch in batches:
+        if model is None:  # lazily: an empty partition loads nothing
+            model = load_model_cached(tracking_uri, champion.model_uri, device)
+        scores = predict_proba(model, batch[FEATURE_COLUMNS].to_numpy(dtype=np.float32), batch_rows, device)
+        yield pd.DataFrame(
+            {
+                "transaction_id": batch["transaction_id"],
+                "card_id": batch["card_id"],
+                "event_time": batch["event_time"],
+                "fraud_score": scores.astype(np.float64),
+                "is_fraud_pred": (scores >= champion.threshold).astype(np.int32),
+                "model_name": champion.name,
+                "model_version": np.int32(champion.version),
+                "model_run_id": champion.run_id,
+            }
+        )
+
+
+def score_features(features: DataFrame, champion: ChampionModel, tracking_uri: str) -> DataFrame:
+    """Score feature rows (``transaction_id, card_id, event_time`` + ``FEATURE_COLUMNS``) with ``champion``.
+
+    Returns ``transaction_id, card_id, event_time, fraud_score, is_fraud_pred, model_name, model_version,
+    model_run_id, scored_at``. Raises ValueError when the champion was trained on other feature columns.
+    """
+    if champion.feature_columns is not None and list(champion.feature_columns) != FEATURE_COLUMNS:
+        raise ValueError(
+            f"champion version {champion.version} expects features {list(champion.feature_columns)}, but "
+            f"features_card provides {FEATURE_COLUMNS}; retrain and promote a model on the current features"
+        )
+    conf = features.sparkSession.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch", str(DEFAULT_BATCH_ROWS))
+    batch_rows = int(conf) if conf and int(conf) > 0 else DEFAULT_BATCH_ROWS
+
+    def score(batches: Iterator["pd.DataFrame"]) -> Iterator["pd.DataFrame"]:
+        return score_batches(batches, champion, tracking_uri, batch_rows)
+
+    inputs = features.select(*PASSTHROUGH_COLUMNS, *(F.col(c).cast("double") for c in FEATURE_COLUMNS))
+    return inputs.mapInPandas(score, SCORED_SCHEMA).withColumn("scored_at", F.current_timestamp())

@@ -1,0 +1,197 @@
+"""Train the fraud model on ``features_card`` and register it in MLflow as the ``@challenger``.
+
+Steps: pin the current Delta version of ``features_card`` (recorded as ``feature_table_version``), split it by
+time (train on the earlier transactions, hold out the latest ``--holdout-fraction`` by ``event_time``), fit a
+``spark_jobs.model.FraudMLP`` on the raw ``FEATURE_COLUMNS`` (class imbalance via ``pos_weight``), evaluate on the
+holdout (``roc_auc``, ``pr_auc``, ``recall_at_precision``), and log to the profile's MLflow experiment: params,
+metrics, a PR-curve plot, and the model (``pt2``, with signature and input example), registered as a new version
+of ``profile.mlflow["model_name"]`` that the alias ``challenger`` then points at. ``spark_jobs.promote`` decides
+whether it becomes ``@champion``.
+
+The same ``--seed`` on the same table version gives bit-identical weights and metrics.
+
+Scaling limit: both splits are collected to the driver as pandas (``toPandas``) and trained in one process; fine
+for up to a few million rows x 21 features (~100 bytes a row). Beyond that, sample the training split or move to a
+distributed trainer (e.g. TorchDistributor) over a Delta/Parquet reader.
+
+Run by hand (after ``spark_jobs.features``)::
+
+    uv run python -m spark_jobs.train --profile local --seed 42 --epochs 20
+    spark-submit spark_jobs/train.py --profile local --hidden 64,32 --holdout-fraction 0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any, Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from spark_jobs import io
+from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
+from spark_jobs.features import FEATURE_COLUMNS
+from spark_jobs.model import TrainConfig, evaluate, fit, pr_curve_figure, predict_proba
+from spark_jobs.session import build_session
+from spark_jobs.tracking import configure_mlflow
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+FEATURE_TABLE = "features_card"
+LABEL = "is_fraud"
+CHALLENGER_ALIAS = "challenger"
+MODEL_ARTIFACT = "model"
+PR_CURVE_ARTIFACT = "plots/pr_curve.png"
+DEFAULT_HOLDOUT_FRACTION = 0.2
+DEFAULT_TARGET_PRECISION = 0.8
+_QUANTILE_ACCURACY = 1_000_000  # percentile_approx relative error 1e-6: exact at this project's sizes
+
+
+def time_split(df: DataFrame, holdout_fraction: float) -> tuple[DataFrame, DataFrame]:
+    """Split by ``event_time``: (earlier rows for training, the latest ``holdout_fraction`` for the holdout).
+
+    The cut is one timestamp: every training row is at or before it and every holdout row strictly after it, so
+    rows sharing a timestamp never straddle the split (the holdout can be slightly smaller than the fraction).
+    Lazy: the cut is a one-row aggregate cross-joined back, no action runs here.
+    """
+    if not 0.0 < holdout_fraction < 1.0:
+        raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
+    ts = F.unix_micros(F.col("event_time"))
+    cut = df.agg(F.percentile_approx(ts, 1.0 - holdout_fraction, _QUANTILE_ACCURACY).alias("_cut_us"))
+    marked = df.crossJoin(F.broadcast(cut)).withColumn("_holdout", ts > F.col("_cut_us"))
+    columns = df.columns
+    return marked.where(~F.col("_holdout")).select(*columns), marked.where(F.col("_holdout")).select(*columns)
+
+
+def to_xy(rows: "pd.DataFrame") -> tuple["np.ndarray", "np.ndarray"]:
+    """Raw feature matrix (float32, ``FEATURE_COLUMNS`` order) and labels, in a deterministic row order."""
+    ordered = rows.sort_values(["event_time", "transaction_id"], kind="mergesort")
+    return ordered[FEATURE_COLUMNS].to_numpy(dtype="float32"), ordered[LABEL].to_numpy(dtype="float32")
+
+
+def collect_split(split: DataFrame) -> "pd.DataFrame":
+    """The columns training needs, collected to the driver (see the scaling limit in the module docstring)."""
+    return split.select("transaction_id", "event_time", LABEL, *FEATURE_COLUMNS).toPandas()
+
+
+def pip_requirements() -> list[str]:
+    """What the logged model needs to load (pinned; skips MLflow's slow dependency inference)."""
+    import mlflow
+    import numpy
+    import torch
+
+    return [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", f"numpy=={numpy.__version__}"]
+
+
+def train_and_register(
+    train: "pd.DataFrame",
+    holdout: "pd.DataFrame",
+    config: TrainConfig,
+    *,
+    model_name: str,
+    feature_table_version: int,
+    holdout_fraction: float,
+    target_precision: float = DEFAULT_TARGET_PRECISION,
+) -> dict[str, Any]:
+    """Fit, evaluate, log and register one model in the active MLflow experiment; point ``@challenger`` at it."""
+    import mlflow
+    import mlflow.pytorch
+    from mlflow.models import infer_signature
+
+    x_train, y_train = to_xy(train)
+    x_hold, y_hold = to_xy(holdout)
+    if len(x_train) == 0 or len(x_hold) < 2:
+        raise ValueError(f"time split left {len(x_train)} training and {len(x_hold)} holdout rows; need more data")
+    model = fit(x_train, y_train, config)
+    scores = predict_proba(model, x_hold)
+    metrics = evaluate(y_hold, scores, target_precision)
+    version_tags = {
+        "feature_table": FEATURE_TABLE,
+        "feature_table_version": str(feature_table_version),
+        "feature_columns": ",".join(FEATURE_COLUMNS),
+        "decision_threshold": repr(metrics["threshold_at_precision"]),
+        "target_precision": str(target_precision),
+    }
+    with mlflow.start_run(run_name=f"train-seed{config.seed}") as run:
+        mlflow.log_params(
+            {
+                **config.as_params(),
+                "holdout_fraction": holdout_fraction,
+                "target_precision": target_precision,
+                "feature_table_version": feature_table_version,
+                "feature_columns": ",".join(FEATURE_COLUMNS),
+                "train_rows": len(x_train),
+                "holdout_rows": len(x_hold),
+                "train_positive_rate": float(y_train.mean()),
+                "holdout_start": str(holdout["event_time"].min()),
+            }
+        )
+        mlflow.set_tags({"feature_table": FEATURE_TABLE, "feature_table_version": str(feature_table_version)})
+        mlflow.log_figure(pr_curve_figure(y_hold, scores, f"holdout PR curve (seed {config.seed})"), PR_CURVE_ARTIFACT)
+        example = x_hold[:5]
+        info = mlflow.pytorch.log_model(
+            model,
+            name=MODEL_ARTIFACT,
+            serialization_format="pt2",  # torch.export graph: safe to load (no pickle), needs the example
+            input_example=example,
+            signature=infer_signature(example, predict_proba(model, example)),
+            registered_model_name=model_name,
+            pip_requirements=pip_requirements(),
+            tags=version_tags,  # on the LoggedModel and on the registered version
+        )
+        mlflow.log_metrics(metrics, model_id=info.model_id)  # on the run and on the LoggedModel
+    version = int(info.registered_model_version)
+    mlflow.MlflowClient().set_registered_model_alias(model_name, CHALLENGER_ALIAS, str(version))
+    return {
+        "model_name": model_name,
+        "version": version,
+        "run_id": run.info.run_id,
+        "model_uri": info.model_uri,
+        "feature_table_version": feature_table_version,
+        "metrics": metrics,
+    }
+
+
+def layer_widths(text: str) -> tuple[int, ...]:
+    """``--hidden`` value: comma-separated positive layer widths."""
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"--hidden needs comma-separated positive integers, got {text!r}")
+    return widths
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train on a pinned version of ``features_card``, register the model as ``@challenger``, emit the result."""
+    parser = job_parser(__doc__)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--hidden", type=layer_widths, default=TrainConfig.hidden, help="widths, e.g. 32,16 (default)")
+    parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--holdout-fraction", type=float, default=DEFAULT_HOLDOUT_FRACTION)
+    parser.add_argument("--target-precision", type=float, default=DEFAULT_TARGET_PRECISION)
+    args, profile = parse_job_args(parser, argv)
+    config = TrainConfig(args.seed, args.epochs, args.hidden, args.learning_rate, args.batch_size)
+    spark = build_session(profile, "tributary-train")
+    if not io.table_exists(spark, profile.catalog, FEATURE_TABLE):
+        fail(f"no {FEATURE_TABLE} table at {profile.catalog.uri(FEATURE_TABLE)}; run spark_jobs.features first")
+    configure_mlflow(profile)
+    version = io.table_version(spark, profile.catalog, FEATURE_TABLE)
+    fit_rows, holdout = time_split(io.read_table(spark, profile.catalog, FEATURE_TABLE, version), args.holdout_fraction)
+    options = {"model_name": profile.mlflow["model_name"], "feature_table_version": version,
+               "holdout_fraction": args.holdout_fraction, "target_precision": args.target_precision}
+    try:
+        result = train_and_register(collect_split(fit_rows), collect_split(holdout), config, **options)
+    except ValueError as exc:
+        fail(f"cannot train on {FEATURE_TABLE} version {version}: {exc}")
+    emit_result("train", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Tests for spark_jobs.scoring and spark_jobs.score: champion resolution, batched inference, idempotent MERGE."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Iterator
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from spark_jobs import io, promote, score, scoring
+from spark_jobs.features import FEATURE_COLUMNS
+from spark_jobs.scoring import ChampionModel, NoChampionError, resolve_champion, score_features
+from spark_jobs.tracking import configure_mlflow
+from tests.spark_jobs.ml_support import (  # noqa: F401
+    START,
+    features_frame,
+    features_pandas,
+    mlflow_store,
+    register_model,
+    result_of,
+    write_features,
+)
+
+def _champion_ready(profile, seed: int = 5) -> ChampionModel:
+    """A model trained, registered and promoted (manually); the resolved champion."""
+    version = register_model(profile, seed=seed)["version"]
+    promote.main(["--profile", "local", "--version", str(version)])
+    return resolve_champion(profile)
+
+
+# --- resolve_champion -------------------------------------------------------------------------------------------
+
+
+def test_no_registered_model_raises_a_helpful_error(mlflow_store) -> None:
+    with pytest.raises(NoChampionError) as err:
+        resolve_champion(mlflow_store)
+    message = str(err.value)
+    assert "not registered" in message
+    assert "python -m spark_jobs.train" in message and "python -m spark_jobs.promote --version N" in message
+
+
+def test_registered_model_without_champion_alias_raises(mlflow_store) -> None:
+    configure_mlflow(mlflow_store)
+    MlflowClient().create_registered_model(mlflow_store.mlflow["model_name"])
+    with pytest.raises(NoChampionError, match="no @champion alias.*promote --version N"):
+        resolve_champion(mlflow_store)
+
+
+def test_score_main_without_champion_exits_1_with_the_message(mlflow_store, capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        score.main(["--profile", "local"])
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert "no champion model" in err and "spark_jobs.promote --version N" in err
+
+
+# --- pure pieces ------------------------------------------------------------------------------------------------
+
+
+def test_select_interval_is_half_open(spark: SparkSession) -> None:
+    df = features_frame(spark, rows=10)  # one row a minute from START
+    start, end = datetime(2026, 11, 1, 0, 2, tzinfo=timezone.utc), datetime(2026, 11, 1, 0, 5, tzinfo=timezone.utc)
+    expected = df.where(F.col("transaction_id").isin("t00002", "t00003", "t00004"))
+    assertDataFrameEqual(score.select_interval(df, start, end), expected)
+    assert score.select_interval(df, None, None).count() == 10
+    assert score.select_interval(df, end, None).count() == 5
+
+
+def test_utc_datetime_parses_z_and_naive_as_utc() -> None:
+    assert score.utc_datetime("2026-11-01T00:00:00Z") == datetime(2026, 11, 1, tzinfo=timezone.utc)
+    assert score.utc_datetime("2026-11-01") == datetime(2026, 11, 1, tzinfo=timezone.utc)
+    with pytest.raises(Exception, match="ISO-8601"):
+        score.utc_datetime("yesterday")
+
+
+def test_task_device_is_cpu_outside_a_gpu_task() -> None:
+    assert scoring.task_device() == "cpu"
+
+
+def test_a_champion_trained_on_other_features_is_refused(spark: SparkSession) -> None:
+    stale = ChampionModel("m", 1, "run", "models:/m/1", feature_columns=("amount",))
+    with pytest.raises(ValueError, match="retrain and promote"):
+        score_features(features_frame(spark, rows=2), stale, "sqlite:///unused.db")
+
+
+# --- scoring with a real champion -------------------------------------------------------------------------------
+
+
+def test_worker_function_loads_the_model_once_and_scores_every_row(mlflow_store) -> None:
+    champion = _champion_ready(mlflow_store)
+    uri = mlflow_store.mlflow["tracking_uri"]
+    rows = features_pandas(rows=30)
+    key = (uri, champion.model_uri, "cpu")
+    assert key not in scoring.model_load_counts()
+
+    def batches() -> Iterator[pd.DataFrame]:
+        yield from (rows.iloc[i : i + 7] for i in range(0, len(rows), 7))
+
+    first = pd.concat(scoring.score_batches(batches(), champion, uri, batch_rows=4))  # one "partition"
+    second = pd.concat(scoring.score_batches(batches(), champion, uri, batch_rows=4))  # another, same process
+    assert scoring.model_load_counts()[key] == 1
+    assert list(first["transaction_id"]) == list(rows["transaction_id"])
+    assert first["fraud_score"].between(0, 1).all() and first.equals(second)
+    assert (first["is_fraud_pred"] == (first["fraud_score"] >= champion.threshold).astype(int)).all()
+    assert set(first["model_version"]) == {champion.version} and set(first["model_run_id"]) == {champion.run_id}
+    assert list(scoring.score_batches(iter([]), champion, uri, 4)) == []  # an empty partition loads nothing
+
+
+def test_score_writes_predictions_idempotently_and_rescoring_updates_the_version(
+    spark: SparkSession, mlflow_store, capsys
+) -> None:
+    profile = mlflow_store
+    write_features(features_frame(spark, rows=300), profile)
+    champion = _champion_ready(profile)
+    capsys.readouterr()
+    previous_batch = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "25")  # several Arrow batches per task
+    try:
+        first = score.main(["--profile", "local"])
+        assert result_of(capsys.readouterr().out) == {"job": "score", **first}
+        predictions = io.read_table(spark, profile.catalog, "predictions")
+        assert predictions.columns == scoring.PREDICTION_COLUMNS
+        assert first["predictions_rows"] == predictions.count() == 300
+        assert (first["model_version"], first["model_run_id"]) == (champion.version, champion.run_id)
+        wrong = (
+            (F.col("model_version") != champion.version)
+            | (F.col("model_run_id") != champion.run_id)
+            | (F.col("model_name") != champion.name)
+            | ~F.col("fraud_score").between(0.0, 1.0)
+            | F.col("scored_at").isNull()
+        )
+        assert predictions.where(wrong).count() == 0
+        keys = ["transaction_id", "card_id", "event_time"]
+        features = io.read_table(spark, profile.catalog, "features_card")
+        assertDataFrameEqual(predictions.select(keys), features.select(keys))
+
+        # each Python worker loaded the model at most once, although it scored several batches
+        loads = _worker_load_counts(spark, profile.mlflow["tracking_uri"], champion.model_uri)
+        assert loads and max(loads.values()) == 1, loads
+
+        assert score.main(["--profile", "local"])["predictions_rows"] == 300  # re-running: same rows
+
+        # a new champion re-scores an interval: its rows get the new version, the others keep theirs
+        newer = _champion_ready(profile, seed=9)
+        end = START.replace(hour=1).isoformat()
+        rescored = score.main(["--profile", "local", "--start", START.isoformat(), "--end", end])
+        assert (rescored["predictions_rows"], rescored["model_version"]) == (300, newer.version)
+        predictions = io.read_table(spark, profile.catalog, "predictions")
+        by_version = dict(predictions.groupBy("model_version").count().collect())
+        assert by_version == {champion.version: 240, newer.version: 60}
+        assert predictions.where(F.col("event_time") < end).where(F.col("model_run_id") != newer.run_id).count() == 0
+    finally:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous_batch)
+
+
+def _worker_load_counts(spark: SparkSession, tracking_uri: str, model_uri: str) -> dict[int, int]:
+    """Ask the (reused) Python workers how often they loaded the model: pid -> loads, for workers that did."""
+
+    def probe(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from spark_jobs import scoring as worker_scoring
+
+        for _ in batches:
+            pass
+        loads = worker_scoring.model_load_counts().get((tracking_uri, model_uri, "cpu"), 0)
+        yield pd.DataFrame({"pid": [os.getpid()], "loads": [loads]})
+
+    rows = spark.range(0, 8, numPartitions=8).mapInPandas(probe, "pid long, loads long").collect()
+    return {r.pid: r.loads for r in rows if r.loads}

@@ -1,0 +1,171 @@
+"""Tests for spark_jobs.model and spark_jobs.train: the time split, determinism, metrics and what MLflow records."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from mlflow import MlflowClient
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from spark_jobs import train
+from spark_jobs.features import FEATURE_COLUMNS
+from spark_jobs.model import TrainConfig, evaluate, fit, predict_proba
+from spark_jobs.tracking import artifact_location, configure_mlflow
+from tests.spark_jobs.ml_support import features_frame, mlflow_store, result_of, write_features  # noqa: F401
+
+T0 = datetime(2026, 11, 1)
+
+
+def _timed(spark: SparkSession, minutes: list[int]):
+    rows = [(f"t{i}", T0 + timedelta(minutes=m)) for i, m in enumerate(minutes)]
+    return spark.createDataFrame(rows, "transaction_id string, event_time timestamp")
+
+
+# --- time_split ---------------------------------------------------------------------------------------------------
+
+
+def test_time_split_holds_out_the_latest_rows(spark: SparkSession) -> None:
+    df = _timed(spark, [9, 0, 5, 1, 8, 2, 7, 3, 6, 4])  # t1 is earliest, t0 latest
+    fit_rows, holdout = train.time_split(df, 0.3)
+    assertDataFrameEqual(holdout, spark.createDataFrame([("t0", T0 + timedelta(minutes=9)), ("t4", T0 + timedelta(
+        minutes=8)), ("t6", T0 + timedelta(minutes=7))], "transaction_id string, event_time timestamp"))
+    assertDataFrameEqual(fit_rows, df.where("event_time < '2026-11-01 00:07:00'"))
+
+
+def test_time_split_never_puts_one_timestamp_on_both_sides(spark: SparkSession) -> None:
+    df = _timed(spark, [0, 1, 2, 3, 3, 3, 3, 4])
+    fit_rows, holdout = train.time_split(df, 0.4)
+    assertDataFrameEqual(holdout, df.where("event_time > '2026-11-01 00:03:00'"))  # ties stay with training
+    assert fit_rows.count() == 7
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
+def test_time_split_rejects_fractions_outside_zero_one(spark: SparkSession, fraction: float) -> None:
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        train.time_split(_timed(spark, [0, 1]), fraction)
+
+
+# --- model: determinism and metrics -----------------------------------------------------------------------------
+
+
+def _toy(seed: int = 0, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.2).astype(np.float32)
+    x = (rng.normal(size=(n, 5)) * [1, 10, 100, 1, 1] + 2.0 * y[:, None]).astype(np.float32)
+    return x, y
+
+
+def test_fit_is_deterministic_for_a_seed_and_differs_across_seeds() -> None:
+    x, y = _toy()
+    config = TrainConfig(seed=3, epochs=3, hidden=(8,), batch_size=64)
+    a, b = fit(x, y, config), fit(x, y, config)
+    for key, tensor in a.state_dict().items():
+        assert torch.equal(tensor, b.state_dict()[key]), key
+    other = fit(x, y, TrainConfig(seed=4, epochs=3, hidden=(8,), batch_size=64))
+    assert not torch.equal(a.state_dict()["net.0.weight"], other.state_dict()["net.0.weight"])
+
+
+def test_fit_standardizes_with_training_statistics_and_learns() -> None:
+    x, y = _toy()
+    model = fit(x, y, TrainConfig(seed=1, epochs=15, hidden=(8,), batch_size=64))
+    np.testing.assert_allclose(model.mean.numpy(), x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(model.std.numpy(), x.std(axis=0), rtol=1e-4)
+    assert evaluate(y, predict_proba(model, x))["roc_auc"] > 0.85
+
+
+def test_evaluate_known_values() -> None:
+    y = np.array([0, 0, 1, 1, 0, 1])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    metrics = evaluate(y, scores, target_precision=1.0)
+    assert metrics["roc_auc"] == pytest.approx(8 / 9)
+    assert metrics["pr_auc"] == pytest.approx((1 + 1 + 0.75) / 3)  # AP: precision at each positive, averaged
+    assert metrics["recall_at_precision"] == pytest.approx(2 / 3)  # 0.9 and 0.8 above 0.4
+    assert metrics["threshold_at_precision"] == pytest.approx(0.8)
+
+
+def test_evaluate_unreachable_precision_and_single_class() -> None:
+    metrics = evaluate(np.array([1, 0]), np.array([0.2, 0.9]), target_precision=0.99)  # best precision is 0.5
+    assert metrics["recall_at_precision"] == 0.0
+    assert metrics["threshold_at_precision"] == 0.5  # the documented fallback
+    with pytest.raises(ValueError, match="both classes"):
+        evaluate(np.array([0, 0, 0]), np.array([0.1, 0.2, 0.3]))
+
+
+# --- the job: MLflow logging and registration -------------------------------------------------------------------
+
+ARGS = ["--profile", "local", "--seed", "5", "--epochs", "4", "--hidden", "8", "--holdout-fraction", "0.25"]
+
+
+def test_train_logs_registers_and_is_reproducible(spark: SparkSession, mlflow_store, capsys) -> None:
+    profile = mlflow_store
+    write_features(features_frame(spark, rows=400), profile)
+    table_version = train.io.table_version(spark, profile.catalog, "features_card")
+
+    first = train.main(ARGS)
+    assert result_of(capsys.readouterr().out) == {"job": "train", **first}
+    second = train.main(ARGS)
+    name = profile.mlflow["model_name"]
+    assert (first["model_name"], first["version"], second["version"]) == (name, 1, 2)
+    assert first["metrics"] == second["metrics"]  # same seed, same table version -> same model
+    assert set(first["metrics"]) >= {"roc_auc", "pr_auc", "recall_at_precision"}
+    assert first["metrics"]["roc_auc"] > 0.8, "the synthetic signal should be learnt"
+
+    client = MlflowClient()
+    assert int(client.get_model_version_by_alias(name, "challenger").version) == 2
+    one, two = (mlflow.pytorch.load_model(f"models:/{name}/{v}") for v in (1, 2))
+    for key, tensor in one.state_dict().items():
+        assert torch.equal(tensor, two.state_dict()[key]), key
+    np.testing.assert_allclose(one.mean.numpy().shape, [len(FEATURE_COLUMNS)])  # standardization travels along
+
+    run = client.get_run(first["run_id"])
+    assert {"roc_auc", "pr_auc", "recall_at_precision"} <= set(run.data.metrics)
+    assert run.data.metrics["pr_auc"] == pytest.approx(first["metrics"]["pr_auc"])
+    assert run.data.params["feature_table_version"] == str(table_version) == run.data.tags["feature_table_version"]
+    assert (run.data.params["seed"], run.data.params["epochs"], run.data.params["hidden"]) == ("5", "4", "8")
+    assert run.data.params["holdout_fraction"] == "0.25"
+    assert "plots/pr_curve.png" in {a.path for a in client.list_artifacts(first["run_id"], "plots")}
+
+    version = client.get_model_version(name, "1")
+    assert version.run_id == first["run_id"]
+    assert version.tags["feature_table_version"] == str(table_version)
+    assert version.tags["feature_columns"].split(",") == FEATURE_COLUMNS
+    assert float(version.tags["decision_threshold"]) == pytest.approx(first["metrics"]["threshold_at_precision"])
+    info = mlflow.models.get_model_info(first["model_uri"])
+    assert info.signature.inputs.inputs[0].shape == (-1, len(FEATURE_COLUMNS))
+    assert info.saved_input_example_info is not None
+    assert "pytorch" in info.flavors
+
+
+def test_train_fails_clearly_without_a_features_table(tributary_home, capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        train.main(["--profile", "local", "--epochs", "1"])
+    assert stopped.value.code == 1
+    assert "run spark_jobs.features first" in capsys.readouterr().err
+
+
+def test_hidden_flag_parses_widths_and_refuses_nonsense() -> None:
+    assert train.layer_widths("32,16") == (32, 16)
+    for bad in ("", "a,b", "8,0"):
+        with pytest.raises(Exception, match="positive integers"):
+            train.layer_widths(bad)
+
+
+def test_configure_mlflow_creates_the_experiment_once(mlflow_store) -> None:
+    experiment_id = configure_mlflow(mlflow_store)
+    assert configure_mlflow(mlflow_store) == experiment_id
+    experiment = mlflow.get_experiment(experiment_id)
+    assert experiment.name == mlflow_store.mlflow["experiment"]
+    assert experiment.artifact_location == artifact_location(mlflow_store.mlflow["artifact_root"])
+    assert experiment.artifact_location.startswith("file:///")
+    assert mlflow.get_tracking_uri() == mlflow_store.mlflow["tracking_uri"]
+
+
+def test_artifact_location_keeps_uris_and_turns_paths_into_file_uris(tmp_path) -> None:
+    assert artifact_location("s3://bucket/mlflow") == "s3://bucket/mlflow"
+    assert artifact_location("file:///srv/mlflow") == "file:///srv/mlflow"
+    assert artifact_location(str(tmp_path / "a")) == (tmp_path / "a").as_uri()
