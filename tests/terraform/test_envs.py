@@ -1,0 +1,150 @@
+"""The root modules envs/eks and envs/gke: the Tributary chart installed with helm_release behind
+`install_chart`, the `cloud.*` values contract, and the outputs an operator needs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.terraform.hcl import ENVS, TF_ROOT, load_module
+
+CLOUD_BUCKET_KEYS = {"lake", "checkpoints", "mlflowArtifacts", "sparkEvents", "airflowLogs"}
+CLOUD_SA_KEYS = {"spark", "airflowWorker", "mlflow"}
+CLOUD_DB_KEYS = {"host", "port", "airflowDatabase", "mlflowDatabase", "existingSecret", "sslMode", "createDatabases"}
+REQUIRED_OUTPUTS = {"cluster_name", "kubeconfig_command", "bucket_names", "airflow", "mlflow"}
+
+
+def _provider(rel: str) -> str:
+    return rel.split("/")[1]
+
+
+@pytest.mark.parametrize("rel", ENVS)
+def test_chart_release_is_guarded_by_install_chart(rel: str) -> None:
+    env = load_module(rel)
+    install = env.variables["install_chart"]
+    assert install["type"] == "bool" and install["default"] is True
+    for rtype, name in [
+        ("helm_release", "tributary"),
+        ("kubernetes_namespace_v1", "platform"),
+        ("kubernetes_secret_v1", "database"),
+        ("kubernetes_secret_v1", "mlflow_auth"),
+        ("random_password", "mlflow_admin"),
+    ]:
+        assert env.resource(rtype, name)["count"] == "${var.install_chart ? 1 : 0}", f"{rtype}.{name}"
+
+
+@pytest.mark.parametrize("rel", ENVS)
+def test_chart_path_and_values_file_point_at_helm_tributary(rel: str) -> None:
+    env = load_module(rel)
+    release = env.resource("helm_release", "tributary")
+    assert release["chart"] == "${local.chart_path}"
+    assert env.locals["chart_path"] == "${path.module}/../../../helm/tributary"
+    # path.module is terraform/envs/<cloud>, so that is <repo>/helm/tributary.
+    assert (TF_ROOT / rel / "../../../helm/tributary").resolve() == TF_ROOT.parent / "helm" / "tributary"
+    assert env.locals["chart_values_file"] == f"${{local.chart_path}}/values-{_provider(rel)}.yaml"
+    assert any("file(local.chart_values_file)" in v for v in release["values"])
+    assert any("yamlencode(local.chart_cloud_values)" in v for v in release["values"])
+    (pre,) = release["lifecycle"][0]["precondition"]
+    assert "fileexists" in pre["condition"] and "install_chart" in pre["error_message"]
+
+
+@pytest.mark.parametrize("rel", ENVS)
+def test_chart_release_waits_for_the_platform(rel: str) -> None:
+    release = load_module(rel).resource("helm_release", "tributary")
+    assert "${module.platform}" in release["depends_on"]
+    assert {"${kubernetes_secret_v1.database}", "${kubernetes_secret_v1.mlflow_auth}"} <= set(release["depends_on"])
+    assert release["wait"] is True and release["dependency_update"] is False
+
+
+@pytest.mark.parametrize("rel", ENVS)
+def test_cloud_values_contract(rel: str) -> None:
+    cloud = load_module(rel).locals["chart_cloud_values"]["cloud"]
+    assert cloud["provider"] == _provider(rel)
+    assert set(cloud["buckets"]) == CLOUD_BUCKET_KEYS
+    assert set(cloud["serviceAccountAnnotations"]) == CLOUD_SA_KEYS
+    assert set(cloud["database"]) == CLOUD_DB_KEYS
+    assert cloud["database"]["existingSecret"] == "${local.database_secret}"
+
+
+@pytest.mark.parametrize("rel", ENVS)
+def test_cloud_values_keys_are_documented(rel: str) -> None:
+    readme = (TF_ROOT / "README.md").read_text(encoding="utf-8")
+    cloud = load_module(rel).locals["chart_cloud_values"]["cloud"]
+    for key, value in cloud.items():
+        if isinstance(value, dict):
+            for sub in value:
+                assert f"cloud.{key}.{sub}" in readme, f"terraform/README.md does not document cloud.{key}.{sub}"
+        else:
+            assert f"cloud.{key}" in readme, f"terraform/README.md does not document cloud.{key}"
+
+
+@pytest.mark.parametrize("rel", ENVS)
+def test_database_secret_and_namespace_follow_the_contract(rel: str) -> None:
+    env = load_module(rel)
+    assert env.locals["platform_namespace"] == "tributary"
+    assert env.locals["database_secret"] == "tributary-db"
+    assert env.locals["mlflow_auth_secret"] == "tributary-mlflow-auth"
+    assert set(env.resource("kubernetes_secret_v1", "mlflow_auth")["data"]) == {"username", "password"}
+    secret = env.resource("kubernetes_secret_v1", "database")
+    # `connection` is what the Airflow chart's data.metadataSecretName must hold.
+    assert set(secret["data"]) == {"username", "password", "connection", "mlflow-connection"}
+    assert all("sslmode=require" in secret["data"][k] for k in ("connection", "mlflow-connection"))
+
+
+@pytest.mark.parametrize("rel", ENVS)
+def test_outputs_tell_how_to_reach_the_platform(rel: str) -> None:
+    env = load_module(rel)
+    assert REQUIRED_OUTPUTS <= set(env.outputs)
+    for ui in ("airflow", "mlflow"):
+        value = env.outputs[ui]["value"]
+        assert "port-forward" in value["port_forward"] and value["url"].startswith("http://localhost:")
+
+
+@pytest.mark.parametrize("rel", ENVS)
+def test_kubernetes_providers_target_the_new_cluster(rel: str) -> None:
+    env = load_module(rel)
+    k8s = env.providers["kubernetes"]
+    assert k8s["host"] == "${module.platform.cluster_endpoint}"
+    helm = env.providers["helm"]["kubernetes"]
+    assert helm["host"] == "${module.platform.cluster_endpoint}"
+
+
+def test_eks_admin_cidrs_have_no_default() -> None:
+    """Whoever deploys states where the API may be reached from; nothing defaults to the internet."""
+    assert "default" not in load_module("envs/eks").variables["admin_cidrs"]
+    assert "default" not in load_module("envs/gke").variables["master_authorized_cidrs"]
+
+
+def _sample(value, key: str, annotation_key: str):
+    """A concrete instance of the `cloud` document: literals as written, expressions as typed placeholders."""
+    if isinstance(value, dict):
+        return {k: _sample(v, k, annotation_key) for k, v in value.items()}
+    if not (isinstance(value, str) and value.startswith("${")):
+        return value
+    if key == "port":
+        return 5432
+    if key == "createDatabases":
+        return True
+    if "service_account_annotations" in value:
+        return {annotation_key: "placeholder"}
+    return "placeholder"
+
+
+@pytest.mark.parametrize("rel", ENVS)
+def test_cloud_values_satisfy_the_chart_schema(rel: str) -> None:
+    """The chart's values.schema.json (additionalProperties: false) accepts what Terraform passes."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_path = TF_ROOT.parent / "helm" / "tributary" / "values.schema.json"
+    if not schema_path.is_file():
+        pytest.skip("helm/tributary is not in this checkout yet (install_chart guards the release)")
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    module = load_module(f"modules/{_provider(rel)}")
+    annotation = {"eks": "eks.amazonaws.com/role-arn", "gke": "iam.gke.io/gcp-service-account"}[_provider(rel)]
+    assert annotation in module.outputs["service_account_annotations"]["value"]
+    document = _sample(load_module(rel).locals["chart_cloud_values"], "", annotation)
+    validator = jsonschema.validators.validator_for(schema)(schema["properties"]["cloud"])
+    errors = sorted(validator.iter_errors(document["cloud"]), key=str)
+    assert not errors, "chart schema rejects the cloud values:\n" + "\n".join(e.message for e in errors)
+    # The schema is strict, so a key the chart does not know would have been caught.
+    assert list(validator.iter_errors({**document["cloud"], "bucketz": {}})), "chart schema accepts unknown keys"
