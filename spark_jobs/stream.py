@@ -1,0 +1,289 @@
+"""Structured Streaming scoring: newly landed transactions -> bronze + quarantine + ``stream_predictions``.
+
+Each micro-batch of landed JSON lines goes through the same validation, quarantine and de-duplication as
+``spark_jobs.ingest`` (``validation.validate_lines``, ``ingest.plan_ingest`` and its reconciliation
+landed = ingested + quarantined + duplicates). Valid new transactions are MERGEd into ``bronze_transactions`` and
+rejected lines into ``quarantine_transactions``; the new transactions are featurised with bronze as history
+(``features.features_for_new``) and scored with the MLflow ``@champion`` (resolved once, when the job starts), and
+the scores MERGEd into ``stream_predictions``.
+
+Exactly once: the query checkpoints to the ``stream_checkpoint`` dataset and writes through ``foreachBatch``.
+
+- Every write of batch ``N`` is a Delta MERGE on the dataset's key, run with the session confs
+  ``spark.databricks.delta.write.txnAppId``/``txnVersion`` = (``txn_app_id(query id)``, ``N``). When a crash
+  makes Spark replay batch ``N``, each table that already committed it skips the write, and MERGE on the key
+  makes any other write a no-op for rows already there.
+- The app id comes from the streaming query id, which Spark keeps in the checkpoint: a restart on the same
+  checkpoint keeps it, while a fresh checkpoint (even one re-created at the same path) gets a new id, so its
+  batch ids 0, 1, ... are not mistaken for the old query's.
+- A replayed batch finds its own rows in bronze if it died after writing bronze but before its predictions.
+  ``existing_ids`` does not count bronze rows from the batch's own files as duplicates, so they are scored
+  on the replay (a landed file belongs to exactly one micro-batch).
+
+Sources are pluggable (``SOURCES``, chosen by the profile's ``streaming.source``): ``files`` reads the
+``landing_stream`` folder as text, ``streaming.max_files_per_trigger`` files per micro-batch; ``kafka`` reads a
+topic named in the profile's ``streaming.kafka`` (``bootstrap_servers``, ``topic``, optional
+``max_offsets_per_trigger``; needs the pinned spark-sql-kafka jar). No shipped profile uses Kafka yet, and it
+has not been run against a broker here; only its schema and record mapping are tested. The trigger comes from
+``streaming.trigger``: ``available_now`` processes everything landed, in batches, then stops (scheduled runs);
+``processing_time`` runs until stopped (long-running clusters).
+
+Run by hand (train and promote a champion first; land files with ``spark_jobs.generate``)::
+
+    uv run python -m spark_jobs.stream --profile local
+    uv run python -m spark_jobs.stream --profile local --trigger processing_time --interval "30 seconds"
+    spark-submit spark_jobs/stream.py --profile local
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from spark_jobs import io
+from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
+from spark_jobs.config import STREAMING_TRIGGERS, ConfigError, Profile
+from spark_jobs.features import features_for_new
+from spark_jobs.ingest import IngestPlan, outcome_counts, plan_ingest, reconcile
+from spark_jobs.schema import BRONZE_SCHEMA, QUARANTINE_SCHEMA
+from spark_jobs.scoring import ChampionModel, NoChampionError, resolve_champion, score_features
+from spark_jobs.session import build_session
+from spark_jobs.validation import conform, validate_lines
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
+
+JOB = "stream"
+QUERY_NAME = "tributary_stream_scoring"
+DEFAULT_INTERVAL = "1 minute"
+TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
+QUERY_ID_PROPERTY = "sql.streaming.queryId"  # set by Spark on the thread that runs a micro-batch
+KAFKA_KEYS = {"bootstrap_servers", "topic"}
+
+
+# --- pure transforms ------------------------------------------------------------------------------------------
+
+
+def kafka_records(records: DataFrame) -> DataFrame:
+    """Kafka source rows -> the landed-lines shape: ``value`` (the record as a string) and ``source_file``.
+
+    ``source_file`` is ``kafka://<topic>/<partition>/<offset>``: like a file path, it names where each record
+    came from, exactly.
+    """
+    return records.select(
+        F.col("value").cast("string").alias("value"),
+        F.concat_ws("/", F.concat(F.lit("kafka://"), F.col("topic")), F.col("partition"), F.col("offset")).alias(
+            "source_file"
+        ),
+    )
+
+
+def existing_ids(lines: DataFrame, bronze: DataFrame) -> DataFrame:
+    """The ``transaction_id``s of ``bronze`` that count as already ingested for the micro-batch ``lines``.
+
+    Bronze rows that came from the batch's own files are left out: a landed file belongs to exactly one
+    micro-batch, so such rows were written by this very batch before a crash, and on the replay they must stay
+    new (to be featurised and scored again) rather than count as duplicates.
+    """
+    batch_files = lines.select("source_file").distinct()
+    return bronze.join(batch_files, "source_file", "left_anti").select("transaction_id")
+
+
+def prepare_batch(lines: DataFrame, bronze: DataFrame, as_of: datetime) -> IngestPlan:
+    """Validate, quarantine and de-duplicate landed ``lines`` (``value``, ``source_file``) exactly as ingest
+    does (``validation.validate_lines``, then ``ingest.plan_ingest``), against the ``bronze`` ids from
+    ``existing_ids``."""
+    valid, quarantine = validate_lines(lines, as_of)
+    return plan_ingest(valid, quarantine, existing_ids(lines, bronze))
+
+
+def score_new(new: DataFrame, bronze: DataFrame, champion: ChampionModel, tracking_uri: str) -> DataFrame:
+    """Features for ``new`` with ``bronze`` as history (point in time), scored with ``champion``."""
+    return score_features(features_for_new(history=bronze, new=new), champion, tracking_uri)
+
+
+def txn_app_id(query_id: str) -> str:
+    """The Delta idempotent-write app id for one streaming query (its id lives in the checkpoint)."""
+    return f"tributary-stream-{query_id}"
+
+
+# --- sources --------------------------------------------------------------------------------------------------
+
+
+def _files_source(spark: "SparkSession", profile: Profile) -> DataFrame:
+    uri = profile.catalog.uri("landing_stream")
+    reader = (
+        spark.readStream.format("text")
+        .option("maxFilesPerTrigger", int(profile.streaming["max_files_per_trigger"]))
+        .option("recursiveFileLookup", "true")
+    )
+    try:
+        lines = reader.load(uri)
+    except AnalysisException as exc:  # the folder must exist before the query starts
+        if "PATH_NOT_FOUND" not in str(exc):
+            raise
+        raise ConfigError(
+            f"landing_stream folder {uri} does not exist; land files first (python -m spark_jobs.generate)"
+        ) from exc
+    return lines.select(F.col("value"), F.col("_metadata.file_path").alias("source_file"))
+
+
+def _kafka_source(spark: "SparkSession", profile: Profile) -> DataFrame:
+    kafka = profile.streaming.get("kafka")
+    if not isinstance(kafka, dict) or not KAFKA_KEYS <= set(kafka):
+        raise ConfigError(
+            f"profile '{profile.name}': streaming.source 'kafka' needs streaming.kafka with keys {sorted(KAFKA_KEYS)}"
+        )
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", kafka["bootstrap_servers"])
+        .option("subscribe", kafka["topic"])
+        .option("startingOffsets", "earliest")
+    )
+    if "max_offsets_per_trigger" in kafka:
+        reader = reader.option("maxOffsetsPerTrigger", int(kafka["max_offsets_per_trigger"]))
+    return kafka_records(reader.load())
+
+
+SOURCES: dict[str, Callable[["SparkSession", Profile], DataFrame]] = {
+    "files": _files_source,
+    "kafka": _kafka_source,
+}
+
+
+def build_source(spark: "SparkSession", profile: Profile, kind: str | None = None) -> DataFrame:
+    """The streaming DataFrame of landed lines (``value``, ``source_file``) from source ``kind``.
+
+    ``kind`` defaults to the profile's ``streaming.source``; see ``SOURCES``.
+    """
+    kind = kind or profile.streaming["source"]
+    if kind not in SOURCES:
+        raise ConfigError(f"unknown streaming source '{kind}'; known: {sorted(SOURCES)}")
+    return SOURCES[kind](spark, profile)
+
+
+# --- the foreachBatch sink ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def idempotent_writes(spark: "SparkSession", app_id: str, version: int) -> Iterator[None]:
+    """Delta writes inside are tagged (app_id, version); a table that already committed them skips the write."""
+    spark.conf.set(TXN_APP_ID_CONF, app_id)
+    spark.conf.set(TXN_VERSION_CONF, str(version))
+    try:
+        yield
+    finally:
+        spark.conf.unset(TXN_APP_ID_CONF)
+        spark.conf.unset(TXN_VERSION_CONF)
+
+
+@dataclass
+class StreamSink:
+    """The ``foreachBatch`` function: writes one micro-batch to bronze, quarantine and ``stream_predictions``.
+
+    Keeps counts for this run (a batch replayed after a crash is counted again).
+    """
+
+    profile: Profile
+    champion: ChampionModel
+    batches: int = 0
+    scored: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+
+    def __call__(self, lines: DataFrame, batch_id: int) -> None:
+        spark = lines.sparkSession  # the query's own session: the txn confs below stay local to it
+        query_id = spark.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
+        if not query_id:
+            raise RuntimeError(f"no {QUERY_ID_PROPERTY} on the micro-batch thread; cannot tag idempotent writes")
+        catalog = self.profile.catalog
+        lines.persist()
+        try:
+            bronze = _bronze_snapshot(spark, self.profile)
+            plan = prepare_batch(lines, bronze, datetime.now(timezone.utc))
+            outcomes = outcome_counts(lines, plan, plan.quarantine).collect()
+            counts = reconcile({r["outcome"]: r["count"] for r in outcomes})  # as ingest: every line accounted for
+            with idempotent_writes(spark, txn_app_id(query_id), batch_id):
+                if counts["rows_ingested"]:
+                    scores = score_new(plan.new, bronze, self.champion, self.profile.mlflow["tracking_uri"])
+                    io.merge_table(spark, plan.new, catalog, "bronze_transactions")
+                    io.merge_table(spark, scores, catalog, "stream_predictions")
+                if counts["rows_quarantined"]:
+                    quarantine = conform(plan.quarantine, QUARANTINE_SCHEMA)
+                    io.merge_table(spark, quarantine, catalog, "quarantine_transactions")
+        finally:
+            lines.unpersist()
+        self.batches += 1
+        self.scored += counts["rows_ingested"]
+        self.quarantined += counts["rows_quarantined"]
+        self.duplicates += counts["rows_duplicate"]
+        log.info("stream batch %s (query %s): %s", batch_id, query_id, counts)
+
+
+def _bronze_snapshot(spark: "SparkSession", profile: Profile) -> DataFrame:
+    """Bronze pinned at its current version (empty before the first write)."""
+    catalog = profile.catalog
+    if not io.table_exists(spark, catalog, "bronze_transactions"):
+        return spark.createDataFrame([], BRONZE_SCHEMA)
+    version = io.table_version(spark, catalog, "bronze_transactions")
+    return io.read_table(spark, catalog, "bronze_transactions", version=version)
+
+
+def _row_count(spark: "SparkSession", profile: Profile, name: str) -> int:
+    return io.read_table(spark, profile.catalog, name).count() if io.table_exists(spark, profile.catalog, name) else 0
+
+
+def start_query(lines: DataFrame, sink: StreamSink, profile: Profile, trigger: str, interval: str) -> "StreamingQuery":
+    """Start the checkpointed ``foreachBatch`` query with the given trigger."""
+    writer = (
+        lines.writeStream.queryName(QUERY_NAME)
+        .foreachBatch(sink)
+        .option("checkpointLocation", profile.catalog.uri("stream_checkpoint"))
+    )
+    if trigger == "available_now":
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=interval)
+    return writer.start()
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Resolve the champion, run the stream until it stops (``available_now``), emit and return the result."""
+    parser = job_parser(__doc__)
+    parser.add_argument("--trigger", choices=sorted(STREAMING_TRIGGERS), help="override streaming.trigger")
+    parser.add_argument("--interval", default=DEFAULT_INTERVAL, help="micro-batch interval for processing_time")
+    args, profile = parse_job_args(parser, argv)
+    try:
+        champion = resolve_champion(profile)  # before Spark starts: no champion, no query
+        spark = build_session(profile, "tributary-stream")
+        lines = build_source(spark, profile)
+    except (NoChampionError, ConfigError) as exc:
+        fail(str(exc))
+    sink = StreamSink(profile, champion)
+    start_query(lines, sink, profile, args.trigger or profile.streaming["trigger"], args.interval).awaitTermination()
+    result = {
+        "profile": profile.name,
+        "model_version": champion.version,
+        "batches": sink.batches,
+        "scored": sink.scored,
+        "quarantined": sink.quarantined,
+        "duplicates": sink.duplicates,
+        "stream_rows": _row_count(spark, profile, "stream_predictions"),
+    }
+    emit_result(JOB, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

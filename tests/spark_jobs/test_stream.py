@@ -1,0 +1,316 @@
+"""Tests for spark_jobs.stream: sources, batch preparation, idempotent writes, and the job end to end.
+
+The end-to-end tests run ``stream.main`` in-process on the shared session over files landed with the
+generator's functions, scored by a small model registered with ``ml_support.register_model`` and promoted with
+``promote --version``. The generator's own labels for each line (clean or which dirty kind) are the oracle.
+Helpers here are also used by ``test_stream_kill.py`` (imported as a module, so its tests are not collected
+twice).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections import Counter
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from spark_jobs import generate, io
+from spark_jobs.config import ConfigError, Profile
+from spark_jobs.schema import BRONZE_SCHEMA
+from spark_jobs.stream import (
+    SOURCES,
+    build_source,
+    existing_ids,
+    idempotent_writes,
+    kafka_records,
+    main,
+    prepare_batch,
+    txn_app_id,
+)
+from tests.spark_jobs.ml_support import mlflow_store, register_model  # noqa: F401
+
+AS_OF = datetime(2026, 11, 20, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 10, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def line(tid: str, offset_s: int = 0, card: str = "c1", amount: float = 10.0, **overrides) -> str:
+    """One landed JSON line (the raw contract), with field overrides; ``None`` drops a field."""
+    record = {
+        "transaction_id": tid,
+        "card_id": card,
+        "merchant_id": "m1",
+        "merchant_category": "grocery",
+        "amount": amount,
+        "currency": "EUR",
+        "event_time": (T0 + timedelta(seconds=offset_s)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "country": "DE",
+        "lat": 52.5,
+        "lon": 13.4,
+        "channel": "pos",
+        "is_fraud": 0,
+    }
+    record.update(overrides)
+    return json.dumps({k: v for k, v in record.items() if v is not None})
+
+
+def bronze_row(tid: str, source_file: str, offset_s: int = 0, card: str = "c1") -> tuple:
+    """A typed bronze row (BRONZE_SCHEMA order)."""
+    return (
+        tid, card, "m1", "grocery", 10.0, "EUR", T0 + timedelta(seconds=offset_s), "DE", 52.5, 13.4, "pos", 0,
+        source_file, AS_OF,
+    )  # fmt: skip
+
+
+def lines_df(spark: SparkSession, rows: list[tuple[str, str]]) -> DataFrame:
+    return spark.createDataFrame(rows, "value string, source_file string")
+
+
+def ids_df(spark: SparkSession, rows: list[tuple[str, str]]) -> DataFrame:
+    return spark.createDataFrame(rows, "transaction_id string, source_file string")
+
+
+# --- sources --------------------------------------------------------------------------------------------------
+
+
+def test_kafka_records_maps_value_and_offset_to_source_file(spark: SparkSession) -> None:
+    records = spark.createDataFrame(
+        [(bytearray(b'{"a": 1}'), "txns", 0, 41), (bytearray(b"not json"), "txns", 3, 7)],
+        "value binary, topic string, partition int, offset long",
+    )
+    expected = lines_df(spark, [('{"a": 1}', "kafka://txns/0/41"), ("not json", "kafka://txns/3/7")])
+    assertDataFrameEqual(kafka_records(records), expected)
+
+
+def test_build_source_rejects_unknown_kind(local_profile: Profile, spark: SparkSession) -> None:
+    with pytest.raises(ConfigError, match="unknown streaming source 'pigeon'.*files"):
+        build_source(spark, local_profile, "pigeon")
+    assert set(SOURCES) == {"files", "kafka"}
+
+
+def test_files_source_needs_the_landing_folder(local_profile: Profile, spark: SparkSession) -> None:
+    with pytest.raises(ConfigError, match="landing_stream folder .* does not exist"):
+        build_source(spark, local_profile, "files")
+
+
+def test_files_source_reads_lines_with_their_file(local_profile: Profile, spark: SparkSession, tmp_path) -> None:
+    landing = local_profile.catalog.uri("landing_stream")
+    (tmp_path / "var" / "landing" / "stream" / "day=1").mkdir(parents=True)
+    (tmp_path / "var" / "landing" / "stream" / "day=1" / "a.jsonl").write_text("l1\nl2\n")
+    lines = build_source(spark, local_profile)  # kind from the profile: files
+    assert lines.isStreaming and lines.columns == ["value", "source_file"]
+    query = lines.writeStream.format("memory").queryName("stream_source_probe").trigger(availableNow=True).start()
+    try:
+        query.awaitTermination(120)
+        got = spark.table("stream_source_probe")
+        source = f"file:{landing}/day=1/a.jsonl"
+        assertDataFrameEqual(got, lines_df(spark, [("l1", source), ("l2", source)]))
+    finally:
+        query.stop()
+
+
+def test_kafka_source_needs_its_settings(local_profile: Profile, spark: SparkSession) -> None:
+    with pytest.raises(ConfigError, match="streaming.kafka with keys"):
+        build_source(spark, local_profile, "kafka")
+
+
+def test_kafka_source_is_a_stream_of_lines(local_profile: Profile, spark: SparkSession) -> None:
+    raw = dict(local_profile.raw)
+    raw["streaming"] = {**raw["streaming"], "source": "kafka", "kafka": {"bootstrap_servers": "k:9092", "topic": "t"}}
+    kafka_profile = dataclasses.replace(local_profile, raw=raw)
+    lines = build_source(spark, kafka_profile)  # defines the stream; no broker is contacted until it starts
+    assert lines.isStreaming and lines.columns == ["value", "source_file"]
+
+
+# --- batch preparation ----------------------------------------------------------------------------------------
+
+
+def test_existing_ids_leave_out_the_batch_own_files(spark: SparkSession) -> None:
+    lines = lines_df(spark, [(line("replayed"), "f2"), (line("known"), "f2"), (line("other"), "f3")])
+    bronze = spark.createDataFrame([bronze_row("replayed", "f2"), bronze_row("known", "f1")], BRONZE_SCHEMA)
+    assertDataFrameEqual(existing_ids(lines, bronze), spark.createDataFrame([("known",)], "transaction_id string"))
+
+
+def test_prepare_batch_validates_dedups_and_quarantines_like_ingest(spark: SparkSession) -> None:
+    lines = lines_df(
+        spark,
+        [
+            (line("t1"), "f2"),
+            (line("t1"), "f3"),  # duplicate inside the batch: f2's copy wins
+            (line("t2", offset_s=5), "f2"),
+            (line("old"), "f2"),  # already in bronze from another file: a duplicate
+            (line("replayed"), "f3"),  # in bronze from this batch's own file (a crash mid-batch): still new
+            ("{not json", "f2"),
+            (line("t3", amount=-1.0), "f3"),
+            (line("t4", card=None), "f3"),
+        ],
+    )
+    bronze = spark.createDataFrame([bronze_row("old", "f1"), bronze_row("replayed", "f3")], BRONZE_SCHEMA)
+    plan = prepare_batch(lines, bronze, AS_OF)
+    assertDataFrameEqual(
+        plan.new.select("transaction_id", "source_file"),
+        ids_df(spark, [("t1", "f2"), ("t2", "f2"), ("replayed", "f3")]),
+    )
+    assert plan.new.schema.fieldNames() == BRONZE_SCHEMA.fieldNames()
+    assertDataFrameEqual(
+        plan.quarantine.select("reason", "transaction_id"),
+        spark.createDataFrame(
+            [("malformed_json", None), ("negative_amount", "t3"), ("missing_field:card_id", "t4")],
+            "reason string, transaction_id string",
+        ),
+    )
+    assertDataFrameEqual(
+        plan.duplicates.select("transaction_id", "source_file"), ids_df(spark, [("t1", "f3"), ("old", "f2")])
+    )
+
+
+# --- idempotent writes ----------------------------------------------------------------------------------------
+
+
+def test_txn_app_id_follows_the_query() -> None:
+    assert txn_app_id("q1") != txn_app_id("q2")
+    assert txn_app_id("q1") == txn_app_id("q1")
+
+
+def test_idempotent_writes_skip_a_replayed_batch(local_profile: Profile, spark: SparkSession) -> None:
+    catalog = local_profile.catalog
+    first = spark.createDataFrame([bronze_row("a", "f1")], BRONZE_SCHEMA)
+    replay = spark.createDataFrame([bronze_row("a", "f1"), bronze_row("b", "f1")], BRONZE_SCHEMA)
+    with idempotent_writes(spark, "app-1", 0):
+        io.merge_table(spark, first, catalog, "bronze_transactions")
+    version = io.table_version(spark, catalog, "bronze_transactions")
+    with idempotent_writes(spark, "app-1", 0):  # the same batch again: Delta skips the whole write
+        io.merge_table(spark, replay, catalog, "bronze_transactions")
+    assert io.table_version(spark, catalog, "bronze_transactions") == version
+    assert spark.conf.get("spark.databricks.delta.write.txnAppId", None) is None  # confs do not leak
+    with idempotent_writes(spark, "app-2", 0):  # a fresh checkpoint's batch 0 is written
+        io.merge_table(spark, replay, catalog, "bronze_transactions")
+    ids = [r.transaction_id for r in io.read_table(spark, catalog, "bronze_transactions").collect()]
+    assert sorted(ids) == ["a", "b"]
+
+
+# --- end to end: helpers shared with test_stream_kill.py ------------------------------------------------------
+
+REASON_OF_KIND = {  # the generator's dirty kinds -> the quarantine reason (prefix) validation must give
+    "malformed_json": "malformed_json",
+    "invalid_type": "invalid_type:",
+    "missing_field": "missing_field:",
+    "negative_amount": "negative_amount",
+    "future_timestamp": "future_timestamp",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Landed:
+    """What the generator landed, known independently of the job: the oracle for the end-to-end checks."""
+
+    valid_ids: set[str]
+    quarantined: int
+    reasons: Counter  # reason prefix -> expected rows
+    files: list[str]
+
+
+def land(profile: Profile, batch_id: str, rows: int, files: int, start: date = date(2026, 11, 15)) -> Landed:
+    """Generate one day of transactions (dirty lines included) and land them as ``files`` stream files."""
+    config = generate.GeneratorConfig(rows=rows, start=start, days=1, batch_id=batch_id, dirty_fraction=0.1)
+    batch = generate.generate(config)
+    directory, prefix = generate.landing_location(profile.catalog.uri("landing_stream"), "landing_stream", batch_id)
+    paths = generate.write_jsonl(directory, generate.split_files(batch.lines, files, prefix))
+    kinds = Counter(entry.kind for entry in batch.landed)
+    reasons = Counter({REASON_OF_KIND[k]: n for k, n in kinds.items() if k in REASON_OF_KIND})
+    valid = {json.loads(entry.line)["transaction_id"] for entry in batch.landed if entry.kind == "clean"}
+    assert sum(reasons.values()) > 0, "the test data should hold lines to quarantine"
+    return Landed(valid_ids=valid, quarantined=sum(reasons.values()), reasons=reasons, files=paths)
+
+
+def make_champion(profile: Profile) -> int:
+    """Train a small model (``ml_support.register_model``, no Spark) and promote it to ``@champion`` with the
+    promote job's manual mode; returns its version."""
+    from spark_jobs import promote
+
+    version = register_model(profile)["version"]
+    promote.main(["--profile", profile.name, "--version", str(version)])
+    return version
+
+
+def ids(spark: SparkSession, profile: Profile, name: str) -> set[str]:
+    return {r.transaction_id for r in io.read_table(spark, profile.catalog, name).select("transaction_id").collect()}
+
+
+def versions(spark: SparkSession, profile: Profile) -> dict[str, int]:
+    names = ("bronze_transactions", "quarantine_transactions", "stream_predictions")
+    return {name: io.table_version(spark, profile.catalog, name) for name in names}
+
+
+def streamed_quarantine(spark: SparkSession, profile: Profile) -> DataFrame:
+    quarantine = io.read_table(spark, profile.catalog, "quarantine_transactions")
+    return quarantine.where(F.col("source_file").contains(profile.catalog.uri("landing_stream")))
+
+
+# --- end to end -----------------------------------------------------------------------------------------------
+
+
+def test_stream_without_champion_stops_before_starting(mlflow_store: Profile, capsys) -> None:
+    profile = mlflow_store
+    land(profile, "nochamp", rows=20, files=1)
+    with pytest.raises(SystemExit) as stopped:
+        main(["--profile", "local"])
+    assert stopped.value.code == 1
+    assert "champion" in capsys.readouterr().err
+    assert not Path(profile.catalog.uri("stream_checkpoint")).exists(), "the query must not have started"
+
+
+def test_stream_scores_every_landed_transaction_exactly_once(mlflow_store: Profile, spark: SparkSession) -> None:
+    profile = mlflow_store
+    make_champion(profile)
+    first = land(profile, "s1", rows=150, files=2)
+
+    result = main(["--profile", "local"])
+    assert result["batches"] == 2  # max_files_per_trigger: 1
+    predictions = io.read_table(spark, profile.catalog, "stream_predictions")
+    assert ids(spark, profile, "stream_predictions") == first.valid_ids
+    assert predictions.count() == len(first.valid_ids) == result["stream_rows"]
+    assert predictions.where(~F.col("fraud_score").between(0.0, 1.0)).count() == 0
+    assert {r.model_version for r in predictions.select("model_version").distinct().collect()} == {
+        result["model_version"]
+    }
+    assert ids(spark, profile, "bronze_transactions") == first.valid_ids
+    quarantine = streamed_quarantine(spark, profile)
+    assert result["quarantined"] == quarantine.count() == first.quarantined
+    got_reasons = Counter(
+        next(prefix for prefix in first.reasons if r.reason.startswith(prefix)) for r in quarantine.collect()
+    )
+    assert got_reasons == first.reasons
+
+    # Nothing new landed: no micro-batch, no table changes.
+    before = versions(spark, profile)
+    again = main(["--profile", "local"])
+    assert again["batches"] == 0 and again["stream_rows"] == result["stream_rows"]
+    assert versions(spark, profile) == before
+
+    # New files: only they are scored; earlier scores stay as they were.
+    old_scores = predictions.select("transaction_id", "fraud_score", "scored_at").collect()
+    second = land(profile, "s2", rows=40, files=1, start=date(2026, 11, 16))
+    third = main(["--profile", "local"])
+    assert third["batches"] == 1 and third["quarantined"] == second.quarantined
+    assert ids(spark, profile, "stream_predictions") == first.valid_ids | second.valid_ids
+    now = io.read_table(spark, profile.catalog, "stream_predictions")
+    assert now.count() == len(first.valid_ids | second.valid_ids)
+    earlier = now.where(F.col("transaction_id").isin(list(first.valid_ids)))
+    assertDataFrameEqual(earlier.select("transaction_id", "fraud_score", "scored_at"), old_scores)
+
+    # A fresh checkpoint at the same path (old files archived away) starts again at batch 0. Its writes must not be
+    # mistaken for the old query's batch 0, which the tables already committed (the app id follows the query id).
+    shutil.rmtree(profile.catalog.uri("stream_checkpoint"))
+    for path in first.files + second.files:
+        Path(path).unlink()
+    fourth = land(profile, "s3", rows=30, files=1, start=date(2026, 11, 17))
+    fresh = main(["--profile", "local"])
+    assert fresh["batches"] == 1 and fresh["scored"] == len(fourth.valid_ids) > 0
+    assert ids(spark, profile, "stream_predictions") == first.valid_ids | second.valid_ids | fourth.valid_ids
