@@ -47,7 +47,30 @@ PROFILE_KEYS: dict[str, set[str]] = {
     "streaming": {"source", "trigger", "max_files_per_trigger"},
 }
 DYNAMIC_ALLOCATION_KEYS = {"enabled", "min_executors", "max_executors", "initial_executors"}
-LAUNCHER_KINDS = {"spark_submit", "spark_kubernetes"}
+# launcher.kind -> exactly the options that kind reads (dags/tributary/launcher.py and, for spark_kubernetes,
+# dags/tributary/sparkapp.py), so a misspelt or unused option is an error rather than silently ignored.
+LAUNCHER_OPTIONS: dict[str, set[str]] = {
+    "spark_submit": {"spark_conn_id"},
+    "spark_kubernetes": {
+        "kubernetes_conn_id",
+        "namespace",
+        "service_account",
+        "image",
+        "image_pull_policy",
+        "spark_version",
+        "application_dir",
+        "env_config_map",
+        "secret_env",
+        "ttl_seconds",
+        "startup_timeout_seconds",
+        "priority_classes",
+        "node_pools",
+        "gpu",
+        "static_executors",
+        "streaming_app",
+    },
+}
+LAUNCHER_KINDS = set(LAUNCHER_OPTIONS)
 STREAMING_TRIGGERS = {"available_now", "processing_time"}
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^{}]|\{[^{}]*\})*))?\}")
@@ -102,8 +125,15 @@ def _validate(raw: dict[str, Any], path: Path) -> None:
     dyn = raw["resources"]["dynamic_allocation"]
     if set(dyn) != DYNAMIC_ALLOCATION_KEYS:
         raise ConfigError(f"{path}: resources.dynamic_allocation needs exactly {sorted(DYNAMIC_ALLOCATION_KEYS)}")
-    if raw["launcher"]["kind"] not in LAUNCHER_KINDS:
+    kind = raw["launcher"]["kind"]
+    if kind not in LAUNCHER_KINDS:
         raise ConfigError(f"{path}: launcher.kind must be one of {sorted(LAUNCHER_KINDS)}")
+    options, wanted = set(raw["launcher"]) - {"kind"}, LAUNCHER_OPTIONS[kind]
+    if options != wanted:
+        raise ConfigError(
+            f"{path}: launcher.kind '{kind}' takes exactly the options {sorted(wanted)}; "
+            f"missing {sorted(wanted - options)}, unknown {sorted(options - wanted)}"
+        )
     if raw["streaming"]["trigger"] not in STREAMING_TRIGGERS:
         raise ConfigError(f"{path}: streaming.trigger must be one of {sorted(STREAMING_TRIGGERS)}")
     if path.stem != raw["name"]:

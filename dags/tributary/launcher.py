@@ -87,3 +87,4 @@ def launch(
     operator_kwargs.setdefault("inlets", [dataset_asset(d) for d in job.inputs])
     operator_kwargs.setdefault("outlets", [dataset_asset(d) for d in job.outputs])
     return BUILDERS[kind](job, task_id or job.name, list(args), profile, **operator_kwargs)
+from tributary import kubernetes as _kubernetes  # noqa: E402,F401  registers spark_kubernetes

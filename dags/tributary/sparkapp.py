@@ -1,0 +1,214 @@
+"""SparkApplication rendering for Kubernetes profiles: job registry + profile + template -> one spec.
+
+``render_application(job, profile, args)`` fills ``k8s/templates/sparkapplication.yaml.j2`` and returns the
+spark-operator v2 ``SparkApplication`` as a dict. It is pure (no Airflow, no Kubernetes client, no Spark) and is the
+only place specs come from: the ``spark_kubernetes`` launcher builder passes its result to
+``SparkKubernetesOperator(template_spec=...)``, ``make render`` writes what the DAGs hold, and the Helm chart embeds
+the streaming application rendered here.
+
+What the workload class (``conf/jobs.yaml``) decides:
+
+- ``cpu``: executors on the ``launcher.node_pools.cpu`` pool with dynamic allocation and shuffle tracking, bounds
+  from ``resources.dynamic_allocation``; ``restartPolicy: Never`` (Airflow owns retries).
+- ``gpu``: static executors (``launcher.static_executors.gpu``) on the ``gpu`` pool, tolerating its taint, each
+  limited to ``resources.gpu.amount`` of ``launcher.gpu.resource``; Spark's GPU scheduling confs (amount, task amount,
+  discovery script, vendor) so a task sees its device in ``TaskContext.resources()["gpu"]``. On kind and minikube
+  (``launcher.gpu.simulated``) the same executor lands on the tainted "gpu" node, which advertises a fake device;
+  tasks get no GPU there and scoring falls back to the CPU.
+- ``streaming``: the one long-running application (``launcher.streaming_app.name``, fixed: one query per
+  checkpoint), static executors, ``restartPolicy: Always``; its checkpoint is the catalog's ``stream_checkpoint``,
+  which a Kubernetes profile puts on object storage.
+
+Spark settings are ``spark_jobs.session.spark_conf(profile, check_jars=False)``, the same dict the jobs' own
+session factory applies; only the per-workload allocation and GPU keys are added here.
+
+Names: batch applications carry a hash of the DAG id and run id plus the try number, as Airflow templates the
+operator renders per try (``K8S_RUN_SUFFIX``): unique per run and per try, a valid DNS label, deterministic.
+
+Usage::
+
+    from tributary.sparkapp import render_application
+    spec = render_application(get_job("score"), load_profile("kind"))
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import jinja2
+import yaml
+
+from spark_jobs.config import REPO_ROOT, ConfigError, Profile
+from spark_jobs.registry import Job
+from spark_jobs.session import spark_conf
+
+TEMPLATE = REPO_ROOT / "k8s" / "templates" / "sparkapplication.yaml.j2"
+API_VERSION = "sparkoperator.k8s.io/v1beta2"
+
+# Airflow renders these per task try: 10 hex chars of a UUID5 over "<dag_id>/<run_id>", then the try number.
+# Run ids hold ':' and '+' (not allowed in Kubernetes names), hence the hash; the name stays under 40 characters.
+K8S_RUN_SUFFIX = (
+    "{{ macros.uuid.uuid5(macros.uuid.NAMESPACE_URL, ti.dag_id ~ '/' ~ run_id).hex[:10] }}-{{ ti.try_number }}"
+)
+NAME_PREFIX = "tributary"
+
+# Pod and container hardening for every driver and executor (the image's `spark` user is uid 185).
+POD_SECURITY_CONTEXT = {
+    "runAsNonRoot": True,
+    "runAsUser": 185,
+    "runAsGroup": 185,
+    "fsGroup": 185,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY_CONTEXT = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+RESTART_NEVER = {"type": "Never"}
+RESTART_ALWAYS = {"type": "Always", "onFailureRetryInterval": 30, "onSubmissionFailureRetryInterval": 60}
+
+POOL_KEYS = {"node_selector", "tolerations"}
+NODE_POOLS = {"driver", "cpu", "gpu"}
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        variable_start_string="[[",
+        variable_end_string="]]",
+        block_start_string="[%",
+        block_end_string="%]",
+        comment_start_string="[#",
+        comment_end_string="#]",
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    return env.from_string(TEMPLATE.read_text())
+
+
+def _check_launcher(profile: Profile) -> Mapping[str, Any]:
+    """The ``launcher`` section of a ``spark_kubernetes`` profile, with its nested shapes checked."""
+    launcher = profile.launcher
+    where = f"profile '{profile.name}' launcher"
+    if launcher.get("kind") != "spark_kubernetes":
+        raise ConfigError(f"{where}.kind is '{launcher.get('kind')}'; SparkApplications need 'spark_kubernetes'")
+    pools = launcher["node_pools"]
+    if set(pools) != NODE_POOLS or any(set(p) != POOL_KEYS for p in pools.values()):
+        raise ConfigError(f"{where}.node_pools needs exactly {sorted(NODE_POOLS)}, each with {sorted(POOL_KEYS)}")
+    if set(launcher["gpu"]) != {"resource", "discovery_script", "simulated"} or "/" not in launcher["gpu"]["resource"]:
+        raise ConfigError(
+            f"{where}.gpu needs 'resource' (vendor/name, e.g. nvidia.com/gpu), 'discovery_script' and 'simulated'"
+        )
+    if set(launcher["priority_classes"]) != {"batch", "streaming"}:
+        raise ConfigError(f"{where}.priority_classes needs exactly 'batch' and 'streaming'")
+    if set(launcher["static_executors"]) != {"gpu", "streaming"}:
+        raise ConfigError(f"{where}.static_executors needs exactly 'gpu' and 'streaming'")
+    if set(launcher["streaming_app"]) != {"name", "helm_release", "helm_namespace"}:
+        raise ConfigError(f"{where}.streaming_app needs exactly 'name', 'helm_release' and 'helm_namespace'")
+    dyn = profile.resources["dynamic_allocation"]
+    # SparkKubernetesOperator rejects dynamic allocation whose min or max is 0 (it tests them for truth).
+    if dyn["enabled"] and not (1 <= dyn["min_executors"] <= dyn["initial_executors"] <= dyn["max_executors"]):
+        raise ConfigError(
+            f"profile '{profile.name}': resources.dynamic_allocation needs 1 <= min_executors <= initial_executors "
+            "<= max_executors on Kubernetes"
+        )
+    return launcher
+
+
+def application_name(job: Job, profile: Profile) -> str:
+    """The SparkApplication name: fixed for the long-running stream, else unique per run and try (templated)."""
+    if job.workload == "streaming":
+        return profile.launcher["streaming_app"]["name"]
+    return f"{NAME_PREFIX}-{job.name}-{K8S_RUN_SUFFIX}"
+
+
+def _workload_conf(job: Job, profile: Profile) -> dict[str, str]:
+    """``spark_conf(profile)`` plus the allocation and GPU keys this workload class needs."""
+    conf = spark_conf(profile, check_jars=False)  # the image holds the jars; the driver's session checks them
+    if job.workload != "cpu":  # GPU and streaming applications run a fixed set of executors
+        conf = {k: v for k, v in conf.items() if not k.startswith("spark.dynamicAllocation.")}
+        conf["spark.dynamicAllocation.enabled"] = "false"
+    if job.workload == "gpu":
+        gpu = profile.launcher["gpu"]
+        vendor, resource = gpu["resource"].split("/", 1)
+        amount = str(profile.resources["gpu"]["amount"])
+        conf[f"spark.executor.resource.{resource}.amount"] = amount
+        conf[f"spark.executor.resource.{resource}.discoveryScript"] = gpu["discovery_script"]
+        conf[f"spark.executor.resource.{resource}.vendor"] = vendor
+        if gpu["simulated"]:
+            # A local cluster's "gpu" node advertises a fake device: the executor is scheduled exactly as on a GPU
+            # pool, the discovery script reports a placeholder, and no task is handed a GPU, so scoring's
+            # TaskContext.resources() has none and it runs on the CPU.
+            conf["spark.executorEnv.TRIBUTARY_GPU_SIMULATED"] = "true"
+        else:
+            conf[f"spark.task.resource.{resource}.amount"] = amount  # each task owns its executor's GPU(s)
+    return conf
+
+
+def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> dict[str, Any]:
+    """The SparkApplication that runs ``job`` on ``profile``'s cluster, as a dict (see the module docstring)."""
+    launcher = _check_launcher(profile)
+    gpu_job = job.workload == "gpu"
+    if gpu_job and not profile.resources["gpu"]["enabled"]:
+        raise ConfigError(f"job '{job.name}' is a gpu workload but profile '{profile.name}' has resources.gpu off")
+    pools = launcher["node_pools"]
+    labels = {
+        "app.kubernetes.io/name": "tributary",
+        "app.kubernetes.io/part-of": "tributary",
+        "app.kubernetes.io/component": "spark-job",
+        "tributary.dev/job": job.name,
+        "tributary.dev/workload": job.workload,
+        "tributary.dev/profile": profile.name,
+    }
+    annotations: dict[str, str] = {}
+    if job.workload == "streaming":
+        app = launcher["streaming_app"]
+        # Helm owns this object (helm/tributary templates/streaming); if the stream task re-creates it, the same
+        # ownership metadata lets the next `helm upgrade` adopt it instead of refusing.
+        labels["app.kubernetes.io/managed-by"] = "Helm"
+        annotations = {
+            "meta.helm.sh/release-name": app["helm_release"],
+            "meta.helm.sh/release-namespace": app["helm_namespace"],
+        }
+    env_from = [{"configMapRef": {"name": launcher["env_config_map"]}}]
+    env_from += [{"secretRef": {"name": name}} for name in launcher["secret_env"]]
+    context = {
+        "name": application_name(job, profile),
+        "labels": labels,
+        "annotations": annotations,
+        "launcher": launcher,
+        "resources": profile.resources,
+        "main_application_file": f"local://{launcher['application_dir'].rstrip('/')}/{job.application.name}",
+        "arguments": ["--profile", profile.name, *args],
+        "spark_conf": _workload_conf(job, profile),
+        "restart_policy": RESTART_ALWAYS if job.workload == "streaming" else RESTART_NEVER,
+        "dynamic_allocation": profile.resources["dynamic_allocation"] if job.workload == "cpu" else None,
+        "instances": launcher["static_executors"].get(job.workload),
+        "priority_class": launcher["priority_classes"]["streaming" if job.workload == "streaming" else "batch"],
+        "driver_pool": pools["driver"],
+        "executor_pool": pools["gpu" if gpu_job else "cpu"],
+        "gpu": {"resource": launcher["gpu"]["resource"], "amount": profile.resources["gpu"]["amount"]}
+        if gpu_job
+        else None,
+        "env_from": env_from,
+        "pod_security_context": POD_SECURITY_CONTEXT,
+        "container_security_context": CONTAINER_SECURITY_CONTEXT,
+    }
+    if job.workload == "cpu" and not profile.resources["dynamic_allocation"]["enabled"]:
+        raise ConfigError(f"profile '{profile.name}': cpu jobs on Kubernetes use dynamic allocation; enable it")
+    spec = yaml.safe_load(_template().render(**context))
+    if spec.get("apiVersion") != API_VERSION:  # the template is data; keep it honest
+        raise ConfigError(f"{TEMPLATE}: apiVersion must be {API_VERSION}")
+    return spec
+
+
+def dump(spec: Mapping[str, Any]) -> str:
+    """A spec as YAML, in a stable key order (what ``make render`` writes and the chart embeds)."""
+    return yaml.safe_dump(dict(spec), sort_keys=True, default_flow_style=False, width=1000)
+
+
+def write(spec: Mapping[str, Any], path: Path) -> None:
+    """Write ``spec`` to ``path`` as YAML."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump(spec))

@@ -1,0 +1,235 @@
+"""helm/tributary as a contract: schema, values, docs, lint, what renders and what must not, and failures.
+
+Runs the pinned helm (`make k8s-tools`) on the chart staged with its available dependencies, exactly as
+`make render` does (scripts/render_k8s.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.k8s.conftest import PROFILES, REPO_ROOT, helm_template, load_docs, render_k8s, run_tool
+from tests.terraform.hcl import load_module
+
+CHART = REPO_ROOT / "helm" / "tributary"
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+PASSTHROUGH = {"airflow", "spark-operator", "global"}
+
+import helm_docs  # noqa: E402  (scripts/ is on sys.path through tests.k8s.conftest)
+
+
+def _walk(schema: dict[str, Any], path: str = ""):
+    yield path, schema
+    for key, sub in (schema.get("properties") or {}).items():
+        yield from _walk(sub, f"{path}.{key}" if path else key)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _values(profile: str) -> dict[str, Any]:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for path in (CHART / f"values-{profile}.yaml", CHART / "ci" / f"{profile}-terraform-values.yaml"):
+        if path.is_file():
+            values = _deep_merge(values, yaml.safe_load(path.read_text()))
+    return values
+
+
+def test_schema_types_describes_and_closes_every_key():
+    for path, node in _walk(SCHEMA):
+        assert node.get("type") and node.get("description"), path or "<root>"
+        if node["type"] == "object" and path.split(".")[0] not in PASSTHROUGH and "properties" in node:
+            assert node.get("additionalProperties") is False, path
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_values_files_validate_against_the_schema(profile):
+    jsonschema.validate(_values(profile), SCHEMA)
+
+
+def test_every_values_key_is_in_the_schema_and_documented_identically():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema_keys = {p for p, _ in _walk(SCHEMA) if p} - {"global"}
+
+    def keys(node: Any, prefix: str = ""):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else key
+            yield path
+            if isinstance(value, dict) and path not in PASSTHROUGH and path != "systemNodeSelector" \
+                    and not path.startswith("cloud.serviceAccountAnnotations."):  # fmt: skip
+                yield from keys(value, path)
+
+    value_keys = set(keys(values)) | {"airflow.enabled", "spark-operator.enabled"}
+    assert value_keys == schema_keys
+    comments = helm_docs.value_comments()
+    for path, text in comments.items():
+        assert helm_docs.schema_node(SCHEMA, path)["description"] == text, path
+    leaves = {p for p, n in _walk(SCHEMA) if p and n["type"] != "object"}
+    assert leaves <= set(comments), sorted(leaves - set(comments))  # every value carries its `# --` comment
+
+
+def test_bad_values_are_rejected_by_the_schema():
+    with pytest.raises(jsonschema.ValidationError, match="minio"):
+        jsonschema.validate(_deep_merge(_values("kind"), {"minio": {"enabld": True}}), SCHEMA)
+    with pytest.raises(jsonschema.ValidationError, match="'aks' is not one of"):
+        jsonschema.validate(_deep_merge(_values("kind"), {"profile": "aks"}), SCHEMA)
+
+
+def test_readme_values_table_is_generated_and_current():
+    assert helm_docs.main(["--check"]) == 0, "helm/tributary/README.md is stale; run `make helm-docs`"
+
+
+def _cloud_keys(node: Any, prefix: str = "") -> set[str]:
+    out = set()
+    for key, value in node.items():
+        path = f"{prefix}.{key}" if prefix else key
+        out.add(path)
+        if isinstance(value, dict):
+            out |= _cloud_keys(value, path)
+    return out
+
+
+@pytest.mark.parametrize("env", ["eks", "gke"])
+def test_the_schema_accepts_exactly_the_values_terraform_passes(env):
+    passed = load_module(f"envs/{env}").locals["chart_cloud_values"]
+    sample = yaml.safe_load((CHART / "ci" / f"{env}-terraform-values.yaml").read_text())
+    # Annotation maps come from module outputs: their keys are data, not schema.
+    ignore = {k for k in _cloud_keys(sample) if k.count(".") > 2 and ".serviceAccountAnnotations." in k}
+    assert _cloud_keys(sample) - ignore == _cloud_keys(passed)
+    cloud_schema = {k for k, _ in _walk(SCHEMA) if k.startswith("cloud")}
+    assert _cloud_keys(passed) <= cloud_schema
+    jsonschema.validate(_values(env), SCHEMA)
+
+
+def test_chart_dependencies_are_pinned_to_k8s_versions():
+    pins = render_k8s.versions()
+    deps = {d["name"]: d for d in yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]}
+    assert deps["spark-operator"]["version"] == pins["SPARK_OPERATOR_VERSION"]
+    assert deps["airflow"]["version"] == pins["AIRFLOW_CHART_VERSION"]
+    assert {d["condition"] for d in deps.values()} == {"airflow.enabled", "spark-operator.enabled"}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_helm_lint_passes(staged_chart, profile):
+    chart, dropped = staged_chart
+    proc = run_tool([str(render_k8s.HELM), "lint", str(chart), "--strict", "--namespace", "tributary",
+                     *render_k8s.helm_args(profile, dropped)])  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _kinds(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for doc in docs:
+        out.setdefault(doc["kind"], set()).add(doc["metadata"]["name"])
+    return out
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_platform_renders(rendered, profile):
+    ours = _kinds(load_docs(rendered / profile / "chart.yaml"))
+    assert ours["Namespace"] == {"tributary-jobs"}
+    assert ours["ServiceAccount"] == {"tributary-spark", "tributary-airflow-worker", "tributary-mlflow"}
+    assert ours["PriorityClass"] == {"tributary-platform", "tributary-streaming", "tributary-batch"}
+    assert ours["ResourceQuota"] == ours["LimitRange"] == {"tributary-jobs"}
+    assert ours["SparkApplication"] == {"tributary-stream"}
+    assert "tributary-mlflow" in ours["Deployment"] and "tributary-mlflow" in ours["Service"]
+    local = profile in ("kind", "minikube")
+    assert ("tributary-minio" in ours.get("StatefulSet", set())) is local  # MinIO only on local clusters
+    assert ("tributary-postgresql" in ours.get("StatefulSet", set())) is local
+    assert ("tributary-create-databases" in ours.get("Job", set())) is not local  # RDS / Cloud SQL only
+    crds = _kinds(load_docs(rendered / profile / "crds.yaml"))["CustomResourceDefinition"]
+    assert "sparkapplications.sparkoperator.k8s.io" in crds
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_upstream_spark_operator_chart_renders_with_our_values(rendered, profile):
+    docs = load_docs(rendered / profile / "spark-operator.yaml")
+    kinds = _kinds(docs)
+    (controller,) = [d for d in docs if d["kind"] == "Deployment"]
+    args = " ".join(controller["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert "--namespaces=tributary-jobs" in args
+    assert controller["spec"]["template"]["spec"]["nodeSelector"] == {"tributary.dev/pool": "system"}
+    assert "MutatingWebhookConfiguration" not in kinds  # webhook off: pod templates carry everything
+    assert all(d["metadata"]["labels"]["helm.sh/chart"] == "spark-operator-2.5.2" for d in docs)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_streaming_app_in_the_chart_is_the_rendered_one(rendered, profile):
+    (app,) = [d for d in load_docs(rendered / profile / "chart.yaml") if d["kind"] == "SparkApplication"]
+    dag_stream = yaml.safe_load((rendered / profile / "sparkapplications" / "stream.yaml").read_text())
+    assert app == dag_stream  # default images: the chart changes nothing else
+    assert app["spec"]["restartPolicy"]["type"] == "Always"
+    embedded = render_k8s.embedded_stream_path(profile).read_text()
+    assert yaml.safe_load(embedded) == dag_stream, "stale helm/tributary/files/streaming; run `make render`"
+
+
+def test_cloud_values_reach_service_accounts_env_and_mlflow(rendered):
+    docs = load_docs(rendered / "eks" / "chart.yaml")
+    sas = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    assert sas["tributary-spark"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("-spark")
+    env = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "tributary-env"]
+    assert {d["metadata"]["namespace"] for d in env} == {"tributary", "tributary-jobs"}
+    assert env[0]["data"]["TRIBUTARY_LAKE_BUCKET"] == "example-tributary-lake"
+    assert env[0]["data"]["TRIBUTARY_PROFILE"] == "eks"
+    (mlflow,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "tributary-mlflow"]
+    container_env = {e["name"]: e for e in mlflow["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert container_env["MLFLOW_ARTIFACTS_DESTINATION"]["value"] == "s3://example-tributary-mlflow-artifacts/artifacts"
+    assert container_env["MLFLOW_BACKEND_STORE_URI"]["valueFrom"]["secretKeyRef"]["name"] == "tributary-db"
+    assert "value" not in container_env["MLFLOW_AUTH_ADMIN_PASSWORD"]  # from a Secret, never a literal
+    gke = load_docs(rendered / "gke" / "chart.yaml")
+    (gke_mlflow,) = [d for d in gke if d["kind"] == "Deployment" and d["metadata"]["name"] == "tributary-mlflow"]
+    gke_env = {e["name"]: e for e in gke_mlflow["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert gke_env["MLFLOW_ARTIFACTS_DESTINATION"]["value"].startswith("gs://")
+
+
+def test_nothing_in_the_chart_holds_a_secret(rendered):
+    for profile in PROFILES:
+        docs = load_docs(rendered / profile / "chart.yaml")
+        assert not [d for d in docs if d["kind"] == "Secret"], profile
+
+
+def test_what_must_not_render(staged_chart):
+    proc = helm_template(staged_chart, "kind", "--set", "streaming.enabled=false", "--set", "jobQuota.enabled=false")
+    assert proc.returncode == 0, proc.stderr
+    kinds = _kinds([d for d in yaml.safe_load_all(proc.stdout) if d])
+    assert "SparkApplication" not in kinds and "ResourceQuota" not in kinds
+    proc = helm_template(staged_chart, "kind", "--set", "priorityClasses.create=false")
+    assert "PriorityClass" not in _kinds([d for d in yaml.safe_load_all(proc.stdout) if d])
+    assert "priorityClassName: tributary-platform" in proc.stdout  # provided by an administrator then
+
+
+@pytest.mark.parametrize(
+    ("profile", "extra", "message"),
+    [
+        ("eks", ["--set", "minio.enabled=true"], "minio.enabled is for kind and minikube"),
+        ("kind", ["--set", "cloud.provider=eks"], 'profile "kind" and cloud.provider "eks" differ'),
+        ("kind", ["--set", "cloud.database.host=db.example"], "postgresql.enabled deploys an in-cluster database"),
+        ("kind", ["--set", "postgresql.enabled=false"], "need PostgreSQL"),
+        (
+            "kind",
+            ["--set", "minio.enabled=false", "--set", "objectStore.endpoint="],
+            "keeps its lake in the chart's MinIO",
+        ),
+        ("kind", ["--set", "mlflow.enabled=false"], "streaming.enabled scores with the @champion model"),
+        ("kind", ["--set", "priorityClasses.batch=999999"], "ordered platform > streaming > batch"),
+        ("kind", ["--namespace", "default"], 'install into namespace "tributary"'),
+    ],
+)
+def test_invalid_combinations_fail_with_a_clear_message(staged_chart, profile, extra, message):
+    proc = helm_template(staged_chart, profile, *extra)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
+
+
+def test_the_schema_is_enforced_by_helm(staged_chart):
+    proc = helm_template(staged_chart, "kind", "--set", "mlflow.replicaz=2")
+    assert proc.returncode != 0 and "replicaz" in proc.stderr, proc.stderr

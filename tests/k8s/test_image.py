@@ -1,0 +1,96 @@
+"""The Spark image's own pieces: the GPU discovery script, and the Dockerfile's single sources of truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.k8s.conftest import REPO_ROOT
+
+DISCOVERY = REPO_ROOT / "docker" / "spark" / "gpu-discovery.sh"
+DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
+
+
+def discover(tmp_path: Path, nvidia_smi: str | None, **env: str) -> subprocess.CompletedProcess[str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("bash", "tr", "sed", "paste", "printf", "cat"):
+        target = bin_dir / tool
+        if not target.exists():
+            target.symlink_to(
+                subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip() or f"/bin/{tool}"
+            )
+    if nvidia_smi is not None:
+        fake = bin_dir / "nvidia-smi"
+        fake.write_text(f"#!/bin/sh\nprintf '{nvidia_smi}'\n")
+        fake.chmod(0o755)
+    return subprocess.run(
+        ["bash", str(DISCOVERY)], capture_output=True, text=True, env={"PATH": str(bin_dir), **env}, timeout=30
+    )
+
+
+def test_discovery_reports_the_gpus_the_container_sees(tmp_path):
+    proc = discover(tmp_path, "0\\n1\\n")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"name": "gpu", "addresses": ["0", "1"]}
+
+
+def test_discovery_on_a_simulated_gpu_node_reports_a_placeholder(tmp_path):
+    proc = discover(tmp_path, None, TRIBUTARY_GPU_SIMULATED="true")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"name": "gpu", "addresses": ["simulated-0"]}
+
+
+def test_discovery_without_a_gpu_fails_rather_than_running_on_cpu(tmp_path):
+    proc = discover(tmp_path, "")
+    assert proc.returncode != 0 and "no NVIDIA GPU" in proc.stderr
+
+
+def test_the_image_takes_jars_from_the_single_pinned_list():
+    assert "COPY conf/jars/ conf/jars/" in DOCKERFILE
+    assert "RUN scripts/fetch_jars.sh /opt/tributary/jars" in DOCKERFILE  # the script `make jars` runs
+    assert "uv sync --frozen --no-dev" in DOCKERFILE  # Python deps from uv.lock
+
+
+@pytest.mark.parametrize("profile", ["kind", "minikube", "eks", "gke"])
+def test_profiles_point_at_the_image_layout(profile):
+    from spark_jobs.config import load_profile
+
+    p = load_profile(profile)
+    assert p.spark["jars_dir"] == "/opt/tributary/jars" and "/opt/tributary/jars" in DOCKERFILE
+    assert p.launcher["gpu"]["discovery_script"] == "/opt/tributary/bin/gpu-discovery.sh"
+    assert "docker/spark/gpu-discovery.sh" in DOCKERFILE
+    assert p.launcher["application_dir"] == "/opt/tributary/spark_jobs"
+    assert "COPY spark_jobs/ /opt/tributary/spark_jobs/" in DOCKERFILE
+
+
+def test_images_are_pinned_non_root_and_secret_free():
+    for base in re.findall(r"^FROM (\S+)", DOCKERFILE, re.M):
+        assert re.search(r":[0-9][\w.\-]*$", base), base  # an explicit version tag, never latest
+    users = re.findall(r"^USER (\S+)", DOCKERFILE, re.M)
+    assert users and all(u.split(":")[0] not in ("0", "root") for u in users)
+    ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    assert "**" in ignore  # an allow-list: only sources enter the build context
+    assert "conf/local.env" in ignore
+    assert os.access(DISCOVERY, os.X_OK)
+
+
+def test_classes_the_kubernetes_profiles_name_are_in_the_pinned_jars(spark):
+    """Every JVM class a Kubernetes profile configures, and the executor backend the image's entrypoint starts,
+    loads from pyspark's Spark plus the pinned jars (the same list the image copies)."""
+    from spark_jobs.config import load_profile
+
+    names = {"org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend"}
+    for profile in ("kind", "minikube", "eks", "gke"):
+        for key, value in load_profile(profile).spark["conf"].items():
+            if key.endswith((".impl", ".credentials.provider")):
+                names.add(value)
+    assert "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem" in names
+    jvm = spark.sparkContext._jvm
+    for name in sorted(names):
+        assert jvm.java.lang.Class.forName(name).getName() == name

@@ -1,0 +1,179 @@
+"""The SparkApplication renderer (dags/tributary/sparkapp.py): the scheduling facts per workload class.
+
+Pure tests: no tools, no cluster. They render from the shipped profiles and conf/jobs.yaml, so a profile edit that
+breaks a scheduling fact fails here.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from types import SimpleNamespace
+
+import jinja2
+import pytest
+
+from spark_jobs.config import ConfigError, load_profile
+from spark_jobs.registry import get_job, load_jobs
+from spark_jobs.session import spark_conf
+from tests.k8s.conftest import PROFILES
+from tributary.sparkapp import K8S_RUN_SUFFIX, render_application
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def app(job: str, profile: str, args=()):
+    return render_application(get_job(job), load_profile(profile), args)
+
+
+def executor_pod(spec):
+    return spec["spec"]["executor"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("job", ["ingest", "features", "train", "promote"])
+def test_cpu_jobs_use_dynamic_allocation_with_shuffle_tracking(profile, job):
+    spec = app(job, profile)["spec"]
+    bounds = load_profile(profile).resources["dynamic_allocation"]
+    assert spec["dynamicAllocation"] == {
+        "enabled": True,
+        "shuffleTrackingEnabled": True,
+        "minExecutors": bounds["min_executors"],
+        "initialExecutors": bounds["initial_executors"],
+        "maxExecutors": bounds["max_executors"],
+    }
+    conf = spec["sparkConf"]
+    assert conf["spark.dynamicAllocation.enabled"] == "true"
+    assert conf["spark.dynamicAllocation.shuffleTracking.enabled"] == "true"
+    assert "instances" not in spec["executor"]
+    assert executor_pod(app(job, profile))["nodeSelector"] == {"tributary.dev/pool": "spark-cpu"}
+    assert spec["restartPolicy"] == {"type": "Never"}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_scoring_runs_on_the_gpu_pool(profile):
+    spec = app("score", profile)
+    pod = executor_pod(spec)
+    assert pod["nodeSelector"] == {"tributary.dev/pool": "gpu"}
+    assert any(
+        t["key"] == "nvidia.com/gpu" and t["effect"] == "NoSchedule" and t["operator"] in ("Exists", "Equal")
+        for t in pod["tolerations"]
+    )
+    (container,) = pod["containers"]
+    assert container["name"] == "spark-kubernetes-executor"
+    assert container["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    conf = spec["spec"]["sparkConf"]
+    assert conf["spark.executor.resource.gpu.amount"] == "1"
+    assert conf["spark.executor.resource.gpu.vendor"] == "nvidia.com"  # not nvidia.com/gpu
+    assert conf["spark.executor.resource.gpu.discoveryScript"] == "/opt/tributary/bin/gpu-discovery.sh"
+    assert conf["spark.dynamicAllocation.enabled"] == "false"
+    assert "dynamicAllocation" not in spec["spec"]
+    assert spec["spec"]["executor"]["instances"] == load_profile(profile).launcher["static_executors"]["gpu"]
+    # The driver needs no GPU and stays off the GPU pool.
+    assert spec["spec"]["driver"]["template"]["spec"]["nodeSelector"] == {"tributary.dev/pool": "spark-cpu"}
+
+
+@pytest.mark.parametrize("profile", ["eks", "gke"])
+def test_real_gpu_pools_hand_each_task_its_gpu(profile):
+    conf = app("score", profile)["spec"]["sparkConf"]
+    assert conf["spark.task.resource.gpu.amount"] == "1"  # TaskContext.resources()["gpu"] in scoring.py
+    assert "spark.executorEnv.TRIBUTARY_GPU_SIMULATED" not in conf
+
+
+@pytest.mark.parametrize("profile", ["kind", "minikube"])
+def test_local_clusters_schedule_on_the_gpu_node_and_fall_back_to_cpu(profile):
+    conf = app("score", profile)["spec"]["sparkConf"]
+    assert conf["spark.executorEnv.TRIBUTARY_GPU_SIMULATED"] == "true"
+    assert "spark.task.resource.gpu.amount" not in conf  # no task gets a GPU: scoring uses the CPU
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_streaming_is_long_running_with_its_checkpoint_on_object_storage(profile):
+    p = load_profile(profile)
+    spec = app("stream", profile)
+    assert spec["metadata"]["name"] == "tributary-stream"  # one application, so one query per checkpoint
+    assert spec["spec"]["restartPolicy"]["type"] == "Always"
+    assert spec["spec"]["arguments"] == ["--profile", profile]
+    assert p.catalog.uri("stream_checkpoint").split("://")[0] in ("s3a", "gs")
+    assert p.streaming["trigger"] == "processing_time"  # runs until stopped, not availableNow
+    assert spec["spec"]["sparkConf"]["spark.dynamicAllocation.enabled"] == "false"
+    assert spec["spec"]["executor"]["instances"] == p.launcher["static_executors"]["streaming"]
+    assert spec["spec"]["driver"]["template"]["spec"]["priorityClassName"] == "tributary-streaming"
+    assert spec["metadata"]["annotations"]["meta.helm.sh/release-name"] == "tributary"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("job", sorted(load_jobs()))
+def test_every_app_reuses_the_session_conf_and_cleans_up(profile, job):
+    p = load_profile(profile)
+    spec = app(job, profile)["spec"]
+    base = spark_conf(p, check_jars=False)
+    kept = {k: v for k, v in base.items() if not k.startswith("spark.dynamicAllocation.")}
+    assert kept.items() <= spec["sparkConf"].items()
+    assert spec["sparkConf"]["spark.pyspark.python"] == "/opt/tributary/venv/bin/python"  # the image's, not ours
+    assert spec["timeToLiveSeconds"] == p.launcher["ttl_seconds"]
+    assert spec["mainApplicationFile"] == f"local:///opt/tributary/spark_jobs/{get_job(job).application.name}"
+    assert spec["driver"]["serviceAccount"] == spec["executor"]["serviceAccount"] == "tributary-spark"
+    assert spec["driver"]["memory"] == p.resources["driver_memory"] == spec["sparkConf"]["spark.driver.memory"]
+    for role in ("driver", "executor"):
+        pod = spec[role]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        (container,) = pod["containers"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert {"configMapRef": {"name": "tributary-env"}} in container["envFrom"]
+        assert spec[role]["coreLimit"]  # the job namespace's quota needs CPU limits
+
+
+def _render_name(template: str, dag_id: str, run_id: str, try_number: int) -> str:
+    from airflow.sdk.execution_time import macros
+
+    ti = SimpleNamespace(dag_id=dag_id, try_number=try_number)
+    return jinja2.Environment().from_string(template).render(ti=ti, run_id=run_id, macros=macros)
+
+
+def test_names_are_unique_per_run_and_try_and_valid_kubernetes_names():
+    name = app("ingest", "kind")["metadata"]["name"]
+    assert name.endswith(K8S_RUN_SUFFIX)
+    runs = ["scheduled__2026-11-01T00:00:00+00:00", "manual__2026-11-21T19:44:12.123456+00:00", "backfill__x"]
+    names = {_render_name(name, "fraud_pipeline", run, t) for run in runs for t in (1, 2, 3)}
+    assert len(names) == 9
+    for rendered in names:
+        assert DNS_LABEL.match(rendered) and len(rendered) <= 63 - len("-driver"), rendered
+    again = _render_name(name, "fraud_pipeline", runs[0], 1)
+    assert again in names  # deterministic: the same run and try give the same name
+    assert uuid.uuid5(uuid.NAMESPACE_URL, f"fraud_pipeline/{runs[0]}").hex[:10] in again
+
+
+def test_launcher_options_are_exact_per_kind(tmp_path):
+    conf = tmp_path / "conf"
+    (conf / "profiles").mkdir(parents=True)
+    from spark_jobs.config import CONF_DIR
+
+    (conf / "catalog.yaml").write_text((CONF_DIR / "catalog.yaml").read_text())
+    text = (CONF_DIR / "profiles" / "kind.yaml").read_text()
+    (conf / "profiles" / "kind.yaml").write_text(text.replace("  ttl_seconds: 3600\n", "  ttl_secs: 3600\n"))
+    with pytest.raises(ConfigError, match=r"missing \['ttl_seconds'\], unknown \['ttl_secs'\]"):
+        load_profile("kind", conf_dir=conf)
+
+
+def _patched(profile_name: str, **launcher):
+    p = load_profile(profile_name)
+    raw = {**p.raw, "launcher": {**p.raw["launcher"], **launcher}}
+    return type(p)(name=p.name, raw=raw, catalog=p.catalog)
+
+
+def test_bad_kubernetes_settings_fail_clearly():
+    gpu = dict(load_profile("eks").launcher["gpu"], resource="gpu")
+    with pytest.raises(ConfigError, match="vendor/name"):
+        render_application(get_job("score"), _patched("eks", gpu=gpu))
+    pools = {k: v for k, v in load_profile("eks").launcher["node_pools"].items() if k != "gpu"}
+    with pytest.raises(ConfigError, match="node_pools"):
+        render_application(get_job("score"), _patched("eks", node_pools=pools))
+    p = load_profile("eks")
+    dyn = {**p.raw["resources"]["dynamic_allocation"], "min_executors": 0}
+    zero = type(p)(name=p.name, raw={**p.raw, "resources": {**p.raw["resources"], "dynamic_allocation": dyn}},
+                   catalog=p.catalog)  # fmt: skip
+    with pytest.raises(ConfigError, match="min_executors"):
+        render_application(get_job("ingest"), zero)
+    with pytest.raises(ConfigError, match="spark_kubernetes"):
+        render_application(get_job("ingest"), load_profile("local"))
