@@ -11,13 +11,20 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/var/airflow/airflow.db
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export PYTHONUNBUFFERED := 1
+export SPARK_CONF_DIR := $(CURDIR)/conf/spark
+# Byte-compiled torch/mlflow are reused across the many Python processes Spark and Airflow start.
+unexport PYTHONDONTWRITEBYTECODE
 
 UV := $(CURDIR)/.venv-uv/bin/uv
 RUN := $(UV) run --frozen
 STAMP := var/.stamps
 ROWS ?= 20000
 
-.PHONY: help setup jars run up test test-fast clean airflow-db
+# Component makefiles (terraform, k8s) add targets and append their tool installs to TEST_PREREQS.
+TEST_PREREQS :=
+-include make/*.mk
+
+.PHONY: help setup jars run up test clean airflow-db
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
@@ -50,4 +57,3 @@ test: setup $(TEST_PREREQS) ## run every test
 clean: ## remove local state (data, Airflow and MLflow stores); keeps environments and jars
 	rm -rf var/lake var/landing var/checkpoints var/mlflow var/airflow var/run-summary.json
 
--include make/*.mk

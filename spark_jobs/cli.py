@@ -41,7 +41,8 @@ def optional(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 
 def parse_job_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, Profile]:
     """Parse flags and load the profile; a bad profile exits 2 with the reason, like a bad flag."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not logging.getLogger().handlers:  # a host process (pytest, Airflow) that configured logging keeps its own
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser.parse_args(argv)
     try:
         profile = load_profile(args.profile)

@@ -15,6 +15,13 @@ from pathlib import Path
 from spark_jobs.config import REPO_ROOT, Profile
 
 
+def spark_home() -> str:
+    """The Spark distribution inside pip's pyspark (bin/spark-submit, jars/)."""
+    import importlib.util
+
+    return str(Path(importlib.util.find_spec("pyspark").origin).parent)
+
+
 def spark_connection(profile: Profile) -> dict:
     """The Airflow ``spark`` connection for a spark-submit profile, as Airflow's JSON connection format."""
     return {
@@ -37,6 +44,8 @@ def airflow_env(profile: Profile, airflow_home: Path, base: dict[str, str] | Non
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "TRIBUTARY_PROFILE": profile.name,
+            "SPARK_CONF_DIR": str(REPO_ROOT / "conf" / "spark"),  # log4j2.properties: Spark at WARN
+            "SPARK_HOME": spark_home(),  # pip's pyspark; spark-submit otherwise guesses from python3 on PATH
             "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",  # spark-submit from the project env
         }
     )

@@ -1,0 +1,121 @@
+"""Profiles: one switch, the same keys everywhere, fail-fast errors that say what to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spark_jobs.config import (
+    CONF_DIR,
+    PROFILE_KEYS,
+    ConfigError,
+    available_profiles,
+    load_profile,
+    resolve_profile_name,
+)
+from spark_jobs.session import DELTA_CONF, spark_conf
+
+ENV = {"TRIBUTARY_HOME": "/srv/trib", "TRIBUTARY_JARS_DIR": str(Path(__file__).parents[1] / "var" / "jars")}
+
+
+def test_profiles_present():
+    assert {"local", "standalone", "yarn"} <= set(available_profiles())
+
+
+@pytest.mark.parametrize("name", available_profiles())
+def test_every_profile_defines_the_same_keys(name):
+    raw = yaml.safe_load((CONF_DIR / "profiles" / f"{name}.yaml").read_text())
+    assert set(raw) == set(PROFILE_KEYS)
+    for key, sub in PROFILE_KEYS.items():
+        if sub:
+            assert sub <= set(raw[key]), (name, key)
+    profile = load_profile(name, env=ENV)
+    assert profile.name == name
+    assert set(profile.catalog.datasets) == set(load_profile("local", env=ENV).catalog.datasets)
+
+
+def test_one_switch_precedence():
+    assert resolve_profile_name("yarn", {"TRIBUTARY_PROFILE": "standalone"}) == "yarn"
+    assert resolve_profile_name(None, {"TRIBUTARY_PROFILE": "standalone"}) == "standalone"
+    assert resolve_profile_name(None, {}) == "local"
+
+
+def test_catalog_resolves_under_storage_roots():
+    p = load_profile("local", env=ENV)
+    assert p.catalog.uri("bronze_transactions") == "/srv/trib/var/lake/bronze/transactions"
+    assert p.catalog["bronze_transactions"].format == "delta"
+    assert p.catalog["bronze_transactions"].key == "transaction_id"
+    assert p.catalog.uri("landing_stream") == "/srv/trib/var/landing/stream"
+    assert p.mlflow["tracking_uri"] == "sqlite:////srv/trib/var/mlflow/mlflow.db"
+
+
+def test_env_defaults_and_overrides():
+    assert load_profile("standalone", env=ENV).spark_master == "spark://127.0.0.1:7077"
+    env = {**ENV, "SPARK_MASTER_URL": "spark://10.0.0.5:7077"}
+    assert load_profile("standalone", env=env).spark_master == "spark://10.0.0.5:7077"
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ConfigError, match=r"unknown profile 'prod'.*local"):
+        load_profile("prod", env=ENV)
+
+
+def test_unknown_dataset_is_an_error():
+    with pytest.raises(ConfigError, match="unknown dataset 'bronze'"):
+        load_profile("local", env=ENV).catalog.uri("bronze")
+
+
+def _write_profile(tmp_path: Path, body: dict) -> Path:
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "catalog.yaml").write_text((CONF_DIR / "catalog.yaml").read_text())
+    (tmp_path / "profiles" / "x.yaml").write_text(yaml.safe_dump(body))
+    return tmp_path
+
+
+def test_missing_and_unknown_keys_fail(tmp_path):
+    raw = yaml.safe_load((CONF_DIR / "profiles" / "local.yaml").read_text())
+    raw["name"] = "x"
+    del raw["mlflow"]
+    raw["typo_key"] = 1
+    conf = _write_profile(tmp_path, raw)
+    with pytest.raises(ConfigError, match=r"missing \['mlflow'\], unknown \['typo_key'\]"):
+        load_profile("x", env=ENV, conf_dir=conf)
+
+
+def test_unset_variable_without_default_names_it(tmp_path):
+    raw = yaml.safe_load((CONF_DIR / "profiles" / "local.yaml").read_text())
+    raw["name"] = "x"
+    raw["mlflow"]["tracking_uri"] = "${MLFLOW_URL_FOR_TEST}"
+    conf = _write_profile(tmp_path, raw)
+    with pytest.raises(ConfigError, match="MLFLOW_URL_FOR_TEST is not set"):
+        load_profile("x", env=ENV, conf_dir=conf)
+
+
+def test_bad_launcher_kind(tmp_path):
+    raw = yaml.safe_load((CONF_DIR / "profiles" / "local.yaml").read_text())
+    raw["name"] = "x"
+    raw["launcher"]["kind"] = "ssh"
+    with pytest.raises(ConfigError, match="launcher.kind must be one of"):
+        load_profile("x", env=ENV, conf_dir=_write_profile(tmp_path, raw))
+
+
+def test_spark_conf_carries_delta_jars_and_dynamic_allocation():
+    conf = spark_conf(load_profile("standalone", env=ENV))
+    for key, value in DELTA_CONF.items():
+        assert conf[key] == value
+    assert conf["spark.executor.extraClassPath"].endswith("/var/jars/*")
+    assert conf["spark.dynamicAllocation.enabled"] == "true"
+    assert conf["spark.dynamicAllocation.shuffleTracking.enabled"] == "true"
+    assert conf["spark.executor.cores"] == "1"
+    yarn = spark_conf(load_profile("yarn", env=ENV), check_jars=False)
+    assert yarn["spark.shuffle.service.enabled"] == "true"
+    assert yarn["spark.dynamicAllocation.enabled"] == "true"
+    assert "spark.dynamicAllocation.enabled" not in spark_conf(load_profile("local", env=ENV))
+
+
+def test_missing_jars_fail_fast_with_the_fix(tmp_path):
+    env = {**ENV, "TRIBUTARY_JARS_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="run `make jars`"):
+        spark_conf(load_profile("local", env=env))

@@ -1,0 +1,67 @@
+"""The standalone profile for real: a master and a worker on loopback (scripts/standalone_cluster.py), the features
+job submitted to it with spark-submit through its normal entrypoint and the launcher's conf, dynamic allocation on.
+Its output must equal the local run's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from tests.pipeline_data import load_script
+from spark_jobs.config import REPO_ROOT, load_profile
+from spark_jobs.registry import get_job
+from spark_jobs.session import spark_conf
+
+sys.path.insert(0, str(REPO_ROOT / "dags"))
+from tributary.local_env import spark_home  # noqa: E402
+
+standalone_cluster = load_script("standalone_cluster")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = standalone_cluster.start(tmp_path_factory.mktemp("standalone"), port=17177, web_port=18190, cores=2,
+                                 memory="2g")
+    yield c
+    c.stop()
+
+
+def spark_submit(job: str, profile_name: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """spark-submit a registered job exactly as the spark_submit launcher does: its file, the profile's conf."""
+    profile = load_profile(profile_name, env=env)
+    cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", profile.spark_master]
+    for key, value in spark_conf(profile).items():
+        cmd += ["--conf", f"{key}={value}"]
+    cmd += [str(get_job(job).application), "--profile", profile_name, *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_features_on_standalone_equals_local(cluster, spark, tributary_home, monkeypatch):
+    from spark_jobs import features, io
+    from tests.pipeline_data import land_and_ingest
+
+    monkeypatch.setenv("SPARK_MASTER_URL", cluster.url)
+    local = load_profile("local")
+    land_and_ingest(rows=600, seed=3)
+
+    env = dict(os.environ, SPARK_HOME=spark_home())
+    done = spark_submit("features", "standalone", env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    # Both profiles resolve the same lake under TRIBUTARY_HOME; collect now, before the local run overwrites it.
+    standalone_rows = io.read_table(spark, local.catalog, "features_card").collect()
+    assert "ExecutorAllocationManager" in done.stderr or "dynamicAllocation" in done.stderr, done.stderr[-3000:]
+    apps = cluster.status()["completedapps"] + cluster.status()["activeapps"]
+    assert any(a["name"].startswith("tributary-features") for a in apps), [a["name"] for a in apps]
+    submitted = load_profile("standalone", env=env)
+    assert spark_conf(submitted)["spark.dynamicAllocation.enabled"] == "true"
+    assert spark_conf(submitted)["spark.dynamicAllocation.shuffleTracking.enabled"] == "true"
+
+    features.main(["--profile", "local"])
+    local_rows = io.read_table(spark, local.catalog, "features_card").collect()
+    assert len(local_rows) > 0
+    assertDataFrameEqual(standalone_rows, local_rows)
