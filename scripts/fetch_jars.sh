@@ -8,7 +8,8 @@ command -v mvn >/dev/null || { echo "error: Maven (mvn) is required to fetch the
 stamp="$dest/.pom.sha256"
 want=$(sha256sum "$here/conf/jars/pom.xml" | cut -d' ' -f1)
 expected=$(grep -c '<dependency>' "$here/conf/jars/pom.xml")
-have=$(find "$dest" -maxdepth 1 -name '*.jar' 2>/dev/null | wc -l)
+have=0
+[ -d "$dest" ] && have=$(find "$dest" -maxdepth 1 -name '*.jar' | wc -l)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ "$have" -eq "$expected" ]; then exit 0; fi
 rm -rf "$dest" && mkdir -p "$dest"
 mvn -q -B -s "$here/conf/jars/settings.xml" -f "$here/conf/jars/pom.xml" \
