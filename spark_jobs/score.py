@@ -6,6 +6,10 @@ the feature rows (optionally only those with ``--start <= event_time < --end``) 
 one), and the result is MERGEd into ``predictions`` on ``transaction_id``, updating rows that exist. So re-running
 leaves the row count unchanged, and re-scoring after a new promotion replaces the model version on every row.
 
+Each transaction is scored by the path that ingested it: transactions already in ``stream_predictions`` (the stream
+merged them into bronze, so they reach ``features_card``) are left to the stream and not batch-scored again. Hence
+re-running the whole pipeline after the stream leaves ``predictions`` unchanged.
+
 Run by hand (after train + promote)::
 
     uv run python -m spark_jobs.score --profile local
@@ -29,6 +33,7 @@ from spark_jobs.session import build_session
 
 FEATURE_TABLE = "features_card"
 PREDICTIONS = "predictions"
+STREAM_PREDICTIONS = "stream_predictions"
 
 
 def utc_datetime(text: str) -> datetime:
@@ -49,6 +54,13 @@ def select_interval(features: DataFrame, start: datetime | None, end: datetime |
     return features
 
 
+def not_stream_scored(features: DataFrame, stream_scored: DataFrame | None) -> DataFrame:
+    """Feature rows whose ``transaction_id`` the stream has not scored (all rows when there is no stream output)."""
+    if stream_scored is None:
+        return features
+    return features.join(stream_scored.select("transaction_id"), "transaction_id", "left_anti")
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Score ``features_card`` (or one interval of it) with the champion and MERGE into ``predictions``."""
     parser = job_parser(__doc__)
@@ -64,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not io.table_exists(spark, catalog, FEATURE_TABLE):
         fail(f"no {FEATURE_TABLE} table at {catalog.uri(FEATURE_TABLE)}; run spark_jobs.features first")
     features = select_interval(io.read_table(spark, catalog, FEATURE_TABLE), args.start, args.end)
+    streamed = io.read_table(spark, catalog, STREAM_PREDICTIONS) if io.table_exists(spark, catalog, STREAM_PREDICTIONS) else None
+    features = not_stream_scored(features, streamed)
     scored = score_features(features, champion, profile.mlflow["tracking_uri"])
     io.merge_table(spark, scored, catalog, PREDICTIONS, update_existing=True)
     result = {

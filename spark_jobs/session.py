@@ -73,7 +73,11 @@ def build_session(profile: Profile, app_name: str, extra_conf: Mapping[str, str]
     """
     from pyspark.sql import SparkSession  # heavy import kept out of module import time
 
+    conf = {**spark_conf(profile), **(extra_conf or {})}
+    # Outside spark-submit, pyspark picks the worker interpreter from PYSPARK_PYTHON (else `python3` on PATH) and
+    # ignores spark.pyspark.python; pin it so workers run the same environment as the driver.
+    os.environ.setdefault("PYSPARK_PYTHON", conf["spark.pyspark.python"])
     builder = SparkSession.builder.appName(app_name).master(profile.spark_master)
-    for key, value in {**spark_conf(profile), **(extra_conf or {})}.items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -1,17 +1,14 @@
 """End to end through Airflow on the local profile: the `make run` driver (scripts/run_local.py) in a scratch
 TRIBUTARY_HOME. Real `airflow dags test` runs of fraud_pipeline and fraud_stream, each task a spark-submit through
-the launcher; then fraud_pipeline again on the same landed data must leave bronze and predictions unchanged."""
+the launcher; then `make run` again on the same landed data must leave bronze and predictions unchanged."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from tests.pipeline_data import load_script
-from spark_jobs.config import REPO_ROOT, load_profile
 
 run_local = load_script("run_local")
 
@@ -45,19 +42,15 @@ def test_make_run_summary(pipeline_run):
     assert 0.0 <= summary["metrics"]["pr_auc"] <= 1.0
 
 
-def test_rerun_on_same_landed_data_changes_nothing(pipeline_run, spark):
+def test_rerun_on_same_landed_data_changes_nothing(pipeline_run):
+    """`make run` again: the same data lands again (deterministic), the pipeline and the stream run again."""
     home, first = pipeline_run
-    profile = load_profile("local", env={"TRIBUTARY_HOME": str(home), "TRIBUTARY_JARS_DIR": str(REPO_ROOT / "var/jars")})
-    env = run_local.airflow_env(profile, home / "airflow")
-    conf = json.dumps({"batch_id": run_local.BATCH_ID})
-    done = subprocess.run([sys.executable, "-m", "airflow", "dags", "test", "fraud_pipeline", "--conf", conf],
-                          env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    from spark_jobs import io
-
-    bronze = io.read_table(spark, profile.catalog, "bronze_transactions").count()
-    predictions = io.read_table(spark, profile.catalog, "predictions").count()
-    assert bronze == first["bronze_rows"]
-    assert predictions == first["predictions_rows"]
-    last = io.read_table(spark, profile.catalog, "ingest_audit").orderBy("run_at", ascending=False).first()
-    assert last["rows_ingested"] == 0 and last["rows_duplicate"] + last["rows_quarantined"] == last["rows_landed"]
+    second = run_local.run(rows=3000, profile_name="local", airflow_home=home / "airflow",
+                           summary_path=home / "run-summary-2.json")
+    for key in ("bronze_rows", "quarantine_rows", "predictions_rows", "stream_rows"):
+        assert second[key] == first[key], (key, first[key], second[key])
+    # This run's ingest found everything already there.
+    assert second["rows_landed"] == first["rows_landed"]
+    assert second["rows_ingested"] == 0
+    assert second["rows_duplicate"] + second["rows_quarantined"] == second["rows_landed"]
+    assert second["champion_version"] is not None

@@ -172,3 +172,11 @@ def _worker_load_counts(spark: SparkSession, tracking_uri: str, model_uri: str) 
 
     rows = spark.range(0, 8, numPartitions=8).mapInPandas(probe, "pid long, loads long").collect()
     return {r.pid: r.loads for r in rows if r.loads}
+
+
+def test_batch_scoring_leaves_stream_scored_transactions_to_the_stream(spark: SparkSession) -> None:
+    features = spark.createDataFrame([("t1", 1.0), ("t2", 2.0), ("t3", 3.0)], "transaction_id string, amount double")
+    streamed = spark.createDataFrame([("t2", 0.9)], "transaction_id string, fraud_score double")
+    kept = score.not_stream_scored(features, streamed)
+    assertDataFrameEqual(kept, spark.createDataFrame([("t1", 1.0), ("t3", 3.0)], features.schema))
+    assertDataFrameEqual(score.not_stream_scored(features, None), features)
