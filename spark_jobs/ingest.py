@@ -108,12 +108,13 @@ def reconcile(outcomes: dict[str, int]) -> dict[str, Any]:
 
 def _existing(spark: "SparkSession", catalog: "Catalog", name: str, key: str) -> tuple[DataFrame, int | None]:
     """The keys of ``name`` at its current version (pinned, so later writes do not change them), and that version."""
-    from spark_jobs.io import read_table, table_exists, table_version
+    from spark_jobs.io import read_current
 
-    if not table_exists(spark, catalog, name):
+    current = read_current(spark, catalog, name)
+    if current is None:
         return spark.createDataFrame([], f"{key} string"), None
-    version = table_version(spark, catalog, name)
-    return read_table(spark, catalog, name, version=version).select(key), version
+    table, version = current
+    return table.select(key), version
 
 
 def run_ingest(spark: "SparkSession", catalog: "Catalog", batch_id: str | None, as_of: datetime) -> dict[str, Any]:

@@ -43,6 +43,20 @@ def table_version(spark: "SparkSession", catalog: Catalog, name: str) -> int:
     return DeltaTable.forPath(spark, catalog.uri(name)).history(1).collect()[0]["version"]
 
 
+def read_current(spark: "SparkSession", catalog: Catalog, name: str) -> tuple["DataFrame", int] | None:
+    """``name`` pinned at its current version (later writes do not change what this reads), and that version;
+    None when the table does not exist yet."""
+    if not table_exists(spark, catalog, name):
+        return None
+    version = table_version(spark, catalog, name)
+    return read_table(spark, catalog, name, version=version), version
+
+
+def count_rows(spark: "SparkSession", catalog: Catalog, name: str) -> int:
+    """Rows in the Delta dataset ``name``; 0 when it does not exist yet."""
+    return read_table(spark, catalog, name).count() if table_exists(spark, catalog, name) else 0
+
+
 def read_landing_lines(spark: "SparkSession", catalog: Catalog, name: str, subpath: str | None = None) -> "DataFrame":
     """Raw landed JSON lines as ``value`` (the line) and ``source_file`` (its file URI)."""
     from pyspark.sql import functions as F

@@ -233,15 +233,8 @@ class StreamSink:
 
 def _bronze_snapshot(spark: "SparkSession", profile: Profile) -> DataFrame:
     """Bronze pinned at its current version (empty before the first write)."""
-    catalog = profile.catalog
-    if not io.table_exists(spark, catalog, "bronze_transactions"):
-        return spark.createDataFrame([], BRONZE_SCHEMA)
-    version = io.table_version(spark, catalog, "bronze_transactions")
-    return io.read_table(spark, catalog, "bronze_transactions", version=version)
-
-
-def _row_count(spark: "SparkSession", profile: Profile, name: str) -> int:
-    return io.read_table(spark, profile.catalog, name).count() if io.table_exists(spark, profile.catalog, name) else 0
+    current = io.read_current(spark, profile.catalog, "bronze_transactions")
+    return spark.createDataFrame([], BRONZE_SCHEMA) if current is None else current[0]
 
 
 def start_query(lines: DataFrame, sink: StreamSink, profile: Profile, trigger: str, interval: str) -> "StreamingQuery":
@@ -279,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "scored": sink.scored,
         "quarantined": sink.quarantined,
         "duplicates": sink.duplicates,
-        "stream_rows": _row_count(spark, profile, "stream_predictions"),
+        "stream_rows": io.count_rows(spark, profile.catalog, "stream_predictions"),
     }
     emit_result(JOB, result)
     return result

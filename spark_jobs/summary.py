@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     spark = build_session(profile, "tributary-summary")
     names = ["bronze_transactions", "quarantine_transactions", "features_card", "predictions", "stream_predictions"]
-    counts = {n: io.read_table(spark, profile.catalog, n).count() for n in names if io.table_exists(spark, profile.catalog, n)}
+    counts = {n: io.count_rows(spark, profile.catalog, n) for n in names}
     last_ingest: dict[str, Any] = {}
     if io.table_exists(spark, profile.catalog, "ingest_audit"):
         rows = io.read_table(spark, profile.catalog, "ingest_audit").orderBy("run_at", ascending=False).limit(1).collect()
