@@ -67,6 +67,7 @@ LAUNCHER_OPTIONS: dict[str, set[str]] = {
         "node_pools",
         "gpu",
         "static_executors",
+        "cpu_requests",
         "streaming_app",
     },
 }

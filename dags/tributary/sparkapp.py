@@ -104,6 +104,8 @@ def _check_launcher(profile: Profile) -> Mapping[str, Any]:
         raise ConfigError(f"{where}.priority_classes needs exactly 'batch' and 'streaming'")
     if set(launcher["static_executors"]) != {"gpu", "streaming"}:
         raise ConfigError(f"{where}.static_executors needs exactly 'gpu' and 'streaming'")
+    if set(launcher["cpu_requests"]) != {"driver", "executor"}:
+        raise ConfigError(f"{where}.cpu_requests needs exactly 'driver' and 'executor' (Kubernetes CPU quantities)")
     if set(launcher["streaming_app"]) != {"name", "helm_release", "helm_namespace"}:
         raise ConfigError(f"{where}.streaming_app needs exactly 'name', 'helm_release' and 'helm_namespace'")
     dyn = profile.resources["dynamic_allocation"]

@@ -1,7 +1,7 @@
-"""Create the S3 buckets named in $BUCKETS on the S3-compatible endpoint $S3_ENDPOINT (MinIO on kind/minikube).
+"""Create the S3 buckets named in $BUCKETS on the S3-compatible endpoint $S3_ENDPOINT (the chart's S3 store on kind, minikube and the local cluster).
 
-Run by the chart's post-install Job (helm/tributary templates/minio). Idempotent: existing buckets are kept. Retries
-until MinIO answers, for up to five minutes. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+Run by the chart's post-install Job (helm/tributary templates/s3store) in the MLflow image. Idempotent: existing buckets are kept. Retries
+until the store answers, for up to five minutes. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 """
 
 from __future__ import annotations

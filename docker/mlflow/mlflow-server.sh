@@ -2,11 +2,13 @@
 # Start the MLflow tracking server of the Tributary chart (Dockerfile target `mlflow`).
 # PostgreSQL backend store (also the basic-auth user store, tables of their own), artifacts proxied to object
 # storage, basic-auth on. Everything comes from the environment the chart sets from Kubernetes Secrets:
-#   MLFLOW_BACKEND_STORE_URI, MLFLOW_AUTH_ADMIN_USERNAME, MLFLOW_AUTH_ADMIN_PASSWORD, MLFLOW_ARTIFACTS_DESTINATION,
-#   MLFLOW_PORT, MLFLOW_WORKERS (and MLFLOW_S3_ENDPOINT_URL + AWS_* for MinIO).
+#   MLFLOW_BACKEND_STORE_URI, MLFLOW_AUTH_ADMIN_USERNAME, MLFLOW_AUTH_ADMIN_PASSWORD, MLFLOW_FLASK_SERVER_SECRET_KEY,
+#   MLFLOW_ARTIFACTS_DESTINATION,
+#   MLFLOW_PORT, MLFLOW_WORKERS (and MLFLOW_S3_ENDPOINT_URL + AWS_* for the S3 store).
 set -eu
 : "${MLFLOW_BACKEND_STORE_URI:?set from the database Secret}"
 : "${MLFLOW_AUTH_ADMIN_PASSWORD:?set from the MLflow auth Secret}"
+: "${MLFLOW_FLASK_SERVER_SECRET_KEY:?set from the MLflow auth Secret (key flask-secret-key): it signs CSRF tokens}"
 : "${MLFLOW_ARTIFACTS_DESTINATION:?set by the chart}"
 umask 077
 config_dir="${TMPDIR:-/tmp}/mlflow-auth"

@@ -2,7 +2,7 @@
 
 Runs in a pod of the Spark image (k8s/kind-up.sh, k8s/minikube.sh): ``spark_jobs.generate`` writes the batch to a
 temporary local landing zone, then boto3 uploads it under the profile's ``storage.landing`` (an s3a:// URI on
-MinIO), where the ingest job of fraud_pipeline reads it. Arguments after the script are passed to the generator,
+the chart's S3 store), where the ingest job of fraud_pipeline reads it. Arguments after the script are passed to the generator,
 e.g. ``--rows 5000 --batch-id kind-demo``. Needs S3_ENDPOINT and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 """
 

@@ -78,8 +78,10 @@ def test_every_values_key_is_in_the_schema_and_documented_identically():
 
 
 def test_bad_values_are_rejected_by_the_schema():
-    with pytest.raises(jsonschema.ValidationError, match="minio"):
-        jsonschema.validate(_deep_merge(_values("kind"), {"minio": {"enabld": True}}), SCHEMA)
+    with pytest.raises(jsonschema.ValidationError, match="s3Store"):
+        jsonschema.validate(_deep_merge(_values("kind"), {"s3Store": {"enabld": True}}), SCHEMA)
+    with pytest.raises(jsonschema.ValidationError, match="minio"):  # the removed MinIO keeps only `enabled`
+        jsonschema.validate(_deep_merge(_values("kind"), {"minio": {"image": "minio/minio:latest"}}), SCHEMA)
     with pytest.raises(jsonschema.ValidationError, match="'aks' is not one of"):
         jsonschema.validate(_deep_merge(_values("kind"), {"profile": "aks"}), SCHEMA)
 
@@ -143,7 +145,7 @@ def test_the_platform_renders(rendered, profile):
     assert ours["SparkApplication"] == {"tributary-stream"}
     assert "tributary-mlflow" in ours["Deployment"] and "tributary-mlflow" in ours["Service"]
     local = profile in ("kind", "minikube")
-    assert ("tributary-minio" in ours.get("StatefulSet", set())) is local  # MinIO only on local clusters
+    assert ("tributary-s3" in ours.get("StatefulSet", set())) is local  # the S3 store only on local clusters
     assert ("tributary-postgresql" in ours.get("StatefulSet", set())) is local
     assert ("tributary-create-databases" in ours.get("Job", set())) is not local  # RDS / Cloud SQL only
     crds = _kinds(load_docs(rendered / profile / "crds.yaml"))["CustomResourceDefinition"]
@@ -210,14 +212,15 @@ def test_what_must_not_render(staged_chart):
 @pytest.mark.parametrize(
     ("profile", "extra", "message"),
     [
-        ("eks", ["--set", "minio.enabled=true"], "minio.enabled is for kind and minikube"),
+        ("eks", ["--set", "s3Store.enabled=true"], "s3Store.enabled is for kind and minikube"),
+        ("kind", ["--set", "minio.enabled=true"], "minio was removed: MinIO's community images are gone"),
         ("kind", ["--set", "cloud.provider=eks"], 'profile "kind" and cloud.provider "eks" differ'),
         ("kind", ["--set", "cloud.database.host=db.example"], "postgresql.enabled deploys an in-cluster database"),
         ("kind", ["--set", "postgresql.enabled=false"], "need PostgreSQL"),
         (
             "kind",
-            ["--set", "minio.enabled=false", "--set", "objectStore.endpoint="],
-            "keeps its lake in the chart's MinIO",
+            ["--set", "s3Store.enabled=false", "--set", "objectStore.endpoint="],
+            "keeps its lake in the chart's S3 store",
         ),
         ("kind", ["--set", "mlflow.enabled=false"], "streaming.enabled scores with the @champion model"),
         ("kind", ["--set", "priorityClasses.batch=999999"], "ordered platform > streaming > batch"),

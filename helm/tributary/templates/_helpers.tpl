@@ -1,7 +1,7 @@
 {{/*
 Names fixed by the contract with the profiles (conf/profiles/*.yaml) and Terraform (terraform/envs/*):
 namespaces tributary (release) and tributary-jobs, service accounts tributary-spark, tributary-airflow-worker and
-tributary-mlflow, Services tributary-mlflow and tributary-minio, ConfigMap tributary-env.
+tributary-mlflow, Services tributary-mlflow and tributary-s3, ConfigMap tributary-env.
 */}}
 {{- define "tributary.jobsNamespace" -}}tributary-jobs{{- end }}
 {{- define "tributary.sparkServiceAccount" -}}tributary-spark{{- end }}
@@ -67,19 +67,22 @@ Invalid combinations fail at render time with the reason and the fix.
 {{- fail (printf "profile %q and cloud.provider %q differ: the chart runs one platform; use values-%s.yaml (Terraform sets cloud.provider on eks and gke)" .Values.profile .Values.cloud.provider .Values.profile) -}}
 {{- end -}}
 {{- if ne .Release.Namespace "tributary" -}}
-{{- fail (printf "install into namespace \"tributary\", not %q: the profiles address MLflow and MinIO as <service>.tributary.svc (helm install tributary helm/tributary -n tributary --create-namespace)" .Release.Namespace) -}}
+{{- fail (printf "install into namespace \"tributary\", not %q: the profiles address MLflow and the S3 store as <service>.tributary.svc (helm install tributary helm/tributary -n tributary --create-namespace)" .Release.Namespace) -}}
 {{- end -}}
 {{- if ne .Release.Name "tributary" -}}
 {{- fail (printf "name the release \"tributary\", not %q: service names (tributary-mlflow, tributary-airflow-*) and the streaming application's Helm ownership are part of the profiles' contract" .Release.Name) -}}
 {{- end -}}
-{{- if and .Values.minio.enabled (not $local) -}}
-{{- fail (printf "minio.enabled is for kind and minikube; profile %q stores data in %s" .Values.profile (ternary "GCS" "S3" (eq .Values.profile "gke"))) -}}
+{{- if .Values.minio.enabled -}}
+{{- fail "minio was removed: MinIO's community images are gone from Docker Hub and its repository is archived; set minio.enabled=false and use s3Store (the Versity S3 Gateway), which takes the same objectStore.existingSecret and buckets" -}}
 {{- end -}}
-{{- if and .Values.minio.enabled (not .Values.objectStore.existingSecret) -}}
-{{- fail "minio.enabled needs objectStore.existingSecret: the Secret holding MinIO's key pair (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)" -}}
+{{- if and .Values.s3Store.enabled (not $local) -}}
+{{- fail (printf "s3Store.enabled is for kind and minikube; profile %q stores data in %s" .Values.profile (ternary "GCS" "S3" (eq .Values.profile "gke"))) -}}
 {{- end -}}
-{{- if and $local (not .Values.minio.enabled) (not .Values.objectStore.endpoint) -}}
-{{- fail (printf "profile %q keeps its lake in the chart's MinIO: set minio.enabled=true (or objectStore.endpoint to another S3-compatible store)" .Values.profile) -}}
+{{- if and .Values.s3Store.enabled (not .Values.objectStore.existingSecret) -}}
+{{- fail "s3Store.enabled needs objectStore.existingSecret: the Secret holding the store's key pair (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)" -}}
+{{- end -}}
+{{- if and $local (not .Values.s3Store.enabled) (not .Values.objectStore.endpoint) -}}
+{{- fail (printf "profile %q keeps its lake in the chart's S3 store: set s3Store.enabled=true (or objectStore.endpoint to another S3-compatible store)" .Values.profile) -}}
 {{- end -}}
 {{- if and .Values.postgresql.enabled .Values.cloud.database.host -}}
 {{- fail (printf "postgresql.enabled deploys an in-cluster database but cloud.database.host is %q: choose one" .Values.cloud.database.host) -}}
@@ -102,7 +105,7 @@ Checkov skips for the platform's workloads, each justified (checkov reads them f
 - CKV_K8S_15 (pull policy Always): kind and minikube run images loaded into the nodes, which Always would try to
   pull from a registry; the tags are immutable, so IfNotPresent is exact.
 - CKV_K8S_35 (secrets as files): the programs read their credentials from the environment (MLflow, the
-  PostgreSQL and MinIO entrypoints, boto3, libpq); the values come from Kubernetes Secrets by secretKeyRef.
+  PostgreSQL and S3 store entrypoints, boto3, libpq); the values come from Kubernetes Secrets by secretKeyRef.
 */}}
 {{- define "tributary.checkovSkips" -}}
 checkov.io/skip1: CKV_K8S_43=Pinned by immutable version tag; a release adds the digest to images.*.tag (tag@sha256:...)

@@ -122,8 +122,8 @@ resource "kubernetes_secret_v1" "database" {
     username = module.platform.database_username
     password = module.platform.database_password
     # `connection` is the key the Airflow chart reads from data.metadataSecretName.
-    connection        = "postgresql://${local.database_url}/${module.platform.database_names["airflow"]}?sslmode=require"
-    mlflow-connection = "postgresql://${local.database_url}/${module.platform.database_names["mlflow"]}?sslmode=require"
+    connection        = "postgresql+psycopg2://${local.database_url}/${module.platform.database_names["airflow"]}?sslmode=require"
+    mlflow-connection = "postgresql+psycopg2://${local.database_url}/${module.platform.database_names["mlflow"]}?sslmode=require"
   }
 }
 
@@ -136,6 +136,14 @@ resource "random_password" "mlflow_admin" {
   special = false
 }
 
+# MLflow's basic-auth app signs its CSRF tokens with this key (MLFLOW_FLASK_SERVER_SECRET_KEY).
+resource "random_password" "mlflow_flask_secret" {
+  count = var.install_chart ? 1 : 0
+
+  length  = 48
+  special = false
+}
+
 resource "kubernetes_secret_v1" "mlflow_auth" {
   count = var.install_chart ? 1 : 0
 
@@ -145,8 +153,9 @@ resource "kubernetes_secret_v1" "mlflow_auth" {
   }
 
   data = {
-    username = "admin"
-    password = random_password.mlflow_admin[0].result
+    username         = "admin"
+    password         = random_password.mlflow_admin[0].result
+    flask-secret-key = random_password.mlflow_flask_secret[0].result
   }
 }
 
