@@ -1,37 +1,40 @@
 # syntax=docker/dockerfile:1.7
 # Tributary's images, one Dockerfile, three targets (`make images` builds them; docs/kubernetes.md):
 #
-#   spark    the runtime of every SparkApplication: the jobs (spark_jobs/), conf/, the Python dependencies pinned
-#            by uv.lock (pyspark's Spark 4.2, delta-spark, torch, mlflow), the JVM jars of the single pinned list
-#            conf/jars/pom.xml fetched by the same script as `make jars`, a JRE, the GPU discovery script and the
-#            Kubernetes entrypoint; runs as the non-root user spark (uid 185).
-#   airflow  the official Airflow image with the DAGs, the launcher, the profiles and the cncf.kubernetes and
-#            apache.spark providers at the versions pyproject.toml pins; runs as the image's airflow user.
+#   spark    the runtime of every SparkApplication: the jobs (spark_jobs/), conf/, the Python dependencies of the
+#            `jobs` group of uv.lock (pyspark's Spark 4.2, delta-spark, torch, mlflow), the JVM jars of the single
+#            pinned list conf/jars/pom.xml fetched by the same script as `make jars`, a JRE, the GPU discovery script
+#            and the Kubernetes entrypoint; runs as the non-root user spark (uid 185).
+#   airflow  Airflow 3 with the cncf.kubernetes and apache.spark providers, from the `airflow` group of uv.lock (no
+#            Spark, no PyTorch), the DAGs, the launcher and the profiles; runs as uid 50000, gid 0, like the
+#            official image the Apache Airflow chart expects (AIRFLOW_HOME /opt/airflow, `airflow` on PATH).
 #   mlflow   the MLflow tracking server (hash-locked docker/mlflow/requirements.txt); non-root.
 #
+# The bases are build arguments with public, pinned defaults. Where Docker Hub and ghcr.io cannot be reached (CI
+# here), k8s/cluster/images.sh builds equivalent bases from Debian's packages (mmdebstrap) and passes them in:
+#   PYTHON_BASE  a Debian bookworm with python3.11 on PATH (default: the official python slim image)
+#   MAVEN_BASE   Maven with a JDK 17 (default: the official maven image)
+#   UV_IMAGE     an image holding the pinned uv at /uv (default: astral's)
 # No secrets are copied or baked (.dockerignore keeps conf/local.env, var/ and the environments out); every base
 # image and package is pinned. hadolint (make k8s-tools) and checkov lint this file in `make test`.
+# checkov:skip=CKV_DOCKER_7:the bases are build arguments whose defaults are pinned versions (tests/k8s checks them)
+ARG PYTHON_BASE=python:3.11.14-slim-bookworm
+ARG MAVEN_BASE=maven:3.9.11-eclipse-temurin-17
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+
+FROM ${UV_IMAGE} AS uv
 
 # --- The pinned JVM jars: the same list and script as the local `make jars` -------------------------------------
-FROM maven:3.9.11-eclipse-temurin-17 AS jars
+FROM ${MAVEN_BASE} AS jars
 WORKDIR /src
 COPY conf/jars/ conf/jars/
+COPY jvm/pom.xml jvm/pom.xml
+COPY jvm/src/ jvm/src/
 COPY scripts/fetch_jars.sh scripts/fetch_jars.sh
 RUN scripts/fetch_jars.sh /opt/tributary/jars
 
-# --- The Python environment of the jobs, from uv.lock ------------------------------------------------------------
-FROM python:3.11.14-slim-bookworm AS spark-venv
-COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
-ENV UV_PROJECT_ENVIRONMENT=/opt/tributary/venv \
-    UV_COMPILE_BYTECODE=1 \
-    UV_LINK_MODE=copy \
-    UV_PYTHON_DOWNLOADS=never
-WORKDIR /opt/tributary/src
-COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project --python /usr/local/bin/python3.11
-
 # --- spark: the SparkApplication runtime -------------------------------------------------------------------------
-FROM python:3.11.14-slim-bookworm AS spark
+FROM ${PYTHON_BASE} AS spark
 ARG DEBIAN_FRONTEND=noninteractive
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
@@ -51,43 +54,67 @@ ENV JAVA_HOME=/usr/lib/jvm/default-java \
     TRIBUTARY_HOME=/opt/tributary \
     TRIBUTARY_JARS_DIR=/opt/tributary/jars \
     HOME=/tmp
-COPY --from=spark-venv /opt/tributary/venv /opt/tributary/venv
+# The jobs' environment from uv.lock, built in place (one copy of its gigabytes in the image and in the build
+# cache); uv itself is only mounted for the step. Build-time only, never baked: SSL_CERT_FILE, behind a
+# TLS-intercepting proxy its CA bundle; UV_CACHE_DIR, a mounted uv cache (k8s/cluster/images.sh passes both).
+ARG SSL_CERT_FILE
+ARG UV_CACHE_DIR
+COPY pyproject.toml uv.lock README.md /opt/tributary/src/
+RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
+    UV_PROJECT_ENVIRONMENT=/opt/tributary/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
+    uv sync --frozen --no-default-groups --group jobs --no-install-project --python python3.11 \
+        --project /opt/tributary/src \
+    && rm -rf /opt/tributary/src
 COPY --from=jars /opt/tributary/jars /opt/tributary/jars
 COPY conf/ /opt/tributary/conf/
 COPY mlflow/ /opt/tributary/mlflow/
 COPY spark_jobs/ /opt/tributary/spark_jobs/
-COPY --chmod=0755 docker/spark/entrypoint.sh docker/spark/gpu-discovery.sh docker/spark/create-buckets.py docker/spark/land-sample.py /opt/tributary/bin/
+COPY --chmod=0755 docker/spark/entrypoint.sh docker/spark/gpu-discovery.sh docker/spark/land-sample.py /opt/tributary/bin/
 WORKDIR /opt/tributary
 USER 185:185
 HEALTHCHECK NONE
 ENTRYPOINT ["/usr/bin/tini", "-s", "--", "/opt/tributary/bin/entrypoint.sh"]
 
 # --- airflow: scheduler, API server, DAG processor and KubernetesExecutor workers --------------------------------
-FROM apache/airflow:3.3.2-python3.11 AS airflow
-# The providers at the project's pins (pyproject.toml); apache-airflow is named too so pip keeps the image's Airflow.
-RUN pip install --no-cache-dir \
-        "apache-airflow==3.3.2" \
-        "apache-airflow-providers-cncf-kubernetes==10.25.0" \
-        "apache-airflow-providers-apache-spark==6.3.4"
-ENV PYTHONPATH=/opt/tributary \
+FROM ${PYTHON_BASE} AS airflow
+RUN useradd --uid 50000 --gid 0 --home-dir /opt/airflow --create-home --shell /bin/bash airflow
+ENV AIRFLOW_HOME=/opt/airflow \
+    PATH=/opt/airflow/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONPATH=/opt/tributary \
     TRIBUTARY_HOME=/opt/tributary \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/tributary/dags \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
+ARG SSL_CERT_FILE
+ARG UV_CACHE_DIR
+COPY pyproject.toml uv.lock README.md /opt/airflow/src/
+RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
+    UV_PROJECT_ENVIRONMENT=/opt/airflow/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
+    uv sync --frozen --no-default-groups --group airflow --no-install-project --python python3.11 \
+        --project /opt/airflow/src \
+    && rm -rf /opt/airflow/src
 COPY --chown=50000:0 conf/ /opt/tributary/conf/
 COPY --chown=50000:0 k8s/templates/ /opt/tributary/k8s/templates/
 COPY --chown=50000:0 spark_jobs/ /opt/tributary/spark_jobs/
 COPY --chown=50000:0 dags/ /opt/tributary/dags/
-USER 50000
+WORKDIR /opt/airflow
+USER 50000:0
 HEALTHCHECK NONE
 
 # --- mlflow: the tracking server ---------------------------------------------------------------------------------
-FROM python:3.11.14-slim-bookworm AS mlflow
+FROM ${PYTHON_BASE} AS mlflow
+ARG SSL_CERT_FILE
+ARG UV_CACHE_DIR
 COPY docker/mlflow/requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.txt \
+RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
+    UV_PYTHON_DOWNLOADS=never uv venv --python python3.11 /opt/mlflow \
+    && UV_LINK_MODE=copy uv pip install --python /opt/mlflow/bin/python --require-hashes --no-deps \
+        -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt \
     && groupadd --system --gid 10001 mlflow \
     && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --shell /usr/sbin/nologin mlflow
+ENV PATH=/opt/mlflow/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 COPY --chmod=0755 docker/mlflow/mlflow-server.sh /usr/local/bin/mlflow-server
+COPY --chmod=0755 docker/mlflow/create-buckets.py /usr/local/bin/create-buckets.py
 USER 10001:10001
 EXPOSE 5000
 HEALTHCHECK NONE
