@@ -66,10 +66,24 @@ def spark_conf(profile: Profile, check_jars: bool = True) -> dict[str, str]:
     return conf
 
 
+def submitted_conf_keys() -> set[str]:
+    """The Spark settings ``spark-submit`` gave this driver (``--conf``, spark-defaults, a SparkApplication's
+    ``sparkConf``); empty when Python started Spark itself. Under spark-submit the JVM is already up, and its conf
+    is in the system properties that ``SparkConf()`` loads."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # set by spark-submit's PythonRunner only
+        return set()
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()
+    return {key for key, _ in SparkConf().getAll()}
+
+
 def build_session(profile: Profile, app_name: str, extra_conf: Mapping[str, str] | None = None):
     """Get or create the SparkSession for ``profile``.
 
-    Under ``spark-submit`` the launcher already passed the same conf, and ``getOrCreate`` reuses that context.
+    Under ``spark-submit``, what it was given wins over the profile's defaults: on Kubernetes the SparkApplication
+    sets per-workload conf (scoring's static GPU executors with dynamic allocation off), which the profile-wide
+    ``resources.dynamic_allocation`` must not switch back on. ``extra_conf`` (the job's own needs) always applies.
     """
     from pyspark.sql import SparkSession  # heavy import kept out of module import time
 
@@ -77,7 +91,11 @@ def build_session(profile: Profile, app_name: str, extra_conf: Mapping[str, str]
     # Outside spark-submit, pyspark picks the worker interpreter from PYSPARK_PYTHON (else `python3` on PATH) and
     # ignores spark.pyspark.python; pin it so workers run the same environment as the driver.
     os.environ.setdefault("PYSPARK_PYTHON", conf["spark.pyspark.python"])
-    builder = SparkSession.builder.appName(app_name).master(profile.spark_master)
+    submitted = submitted_conf_keys() - set(extra_conf or {})
+    builder = SparkSession.builder.appName(app_name)
+    if "spark.master" not in submitted:
+        builder = builder.master(profile.spark_master)
     for key, value in conf.items():
-        builder = builder.config(key, value)
+        if key not in submitted:
+            builder = builder.config(key, value)
     return builder.getOrCreate()
