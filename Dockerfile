@@ -55,11 +55,12 @@ ENV JAVA_HOME=/usr/lib/jvm/default-java \
     TRIBUTARY_JARS_DIR=/opt/tributary/jars \
     HOME=/tmp
 # The jobs' environment from uv.lock, built in place (one copy of its gigabytes in the image and in the build
-# cache); uv itself is only mounted for the step. Build-time only, never baked: SSL_CERT_FILE, behind a
+# cache); uv itself is only mounted for the step, and only pyproject.toml and uv.lock are copied for it, so an edit
+# elsewhere (README.md included) never rebuilds it. Build-time only, never baked: SSL_CERT_FILE, behind a
 # TLS-intercepting proxy its CA bundle; UV_CACHE_DIR, a mounted uv cache (k8s/cluster/images.sh passes both).
 ARG SSL_CERT_FILE
 ARG UV_CACHE_DIR
-COPY pyproject.toml uv.lock README.md /opt/tributary/src/
+COPY pyproject.toml uv.lock /opt/tributary/src/
 RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
     UV_PROJECT_ENVIRONMENT=/opt/tributary/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
     uv sync --frozen --no-default-groups --group jobs --no-install-project --python python3.11 \
@@ -86,7 +87,7 @@ ENV AIRFLOW_HOME=/opt/airflow \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
 ARG SSL_CERT_FILE
 ARG UV_CACHE_DIR
-COPY pyproject.toml uv.lock README.md /opt/airflow/src/
+COPY pyproject.toml uv.lock /opt/airflow/src/
 RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
     UV_PROJECT_ENVIRONMENT=/opt/airflow/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
     uv sync --frozen --no-default-groups --group airflow --no-install-project --python python3.11 \
