@@ -121,7 +121,10 @@ def test_the_worker_role_is_exactly_what_the_operator_needs(rendered):
             ("", "pods/log", "get"),
         }
         driver = _role_rules(rendered, profile, "tributary-spark-driver")
-        assert {r for _, r, _ in driver} == {"pods", "configmaps"}  # its executors and their conf, nothing else
+        # Its executors and their conf; at stop, Spark deletes its driver Service and owned PVCs by label.
+        assert {(r, v) for _, r, v in driver if r not in ("pods", "configmaps")} == {
+            ("services", "deletecollection"), ("persistentvolumeclaims", "list"),
+            ("persistentvolumeclaims", "deletecollection")}
 
 
 def test_the_stream_task_creates_the_app_only_when_it_is_absent(tasks_by_profile):
