@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Install Tributary into the current kube context, in order, and trigger the pipeline. Shared by kind-up.sh and
-# minikube.sh once their cluster exists and the images are loaded. Usage: k8s/install.sh <kind|minikube>
+# minikube.sh once their cluster exists and the images are loaded, and by the local cluster (make cluster-install).
+# Usage: k8s/install.sh <kind|minikube> [--local-cluster]
+#
+#   --local-cluster  the cluster of k8s/cluster/cluster.py: the chart staged by `make render` (the pinned
+#                    spark-operator chart from its Go module; the Apache Airflow chart cannot be fetched there, and
+#                    Airflow runs on the host instead, driving the cluster through a kubeconfig), the service images
+#                    of k8s/cluster/values-images.yaml, and no step 5 (the tests land data and run the jobs).
 #
 #   1. the simulated GPU: the node labelled tributary.dev/pool=gpu advertises one nvidia.com/gpu
 #   2. namespaces tributary and tributary-jobs, and the Secrets (random passwords, never in the repo)
 #   3. the spark-operator CRDs from the pinned Go module (CRDs before anything that uses them)
 #   4. the chart's dependencies (`helm dependency build`: the Airflow and spark-operator charts), then the chart
-#   5. a sample batch landed in MinIO, fraud_pipeline triggered on it
+#   5. a sample batch landed in the S3 store, fraud_pipeline triggered on it
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PROFILE=${1:?usage: k8s/install.sh <kind|minikube>}
+PROFILE=${1:?usage: k8s/install.sh <kind|minikube> [--local-cluster]}
+LOCAL_CLUSTER=false
+[ "${2:-}" = --local-cluster ] && LOCAL_CLUSTER=true
 # shellcheck source=versions.env
 . "$ROOT/k8s/versions.env"
 HELM="$ROOT/.tools/bin/helm"
@@ -31,11 +39,20 @@ for ns in tributary tributary-jobs; do
 done
 kubectl label namespace tributary-jobs --overwrite \
     pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest >/dev/null
-secret() { # secret <namespace> <name> key=value...; keeps an existing Secret (passwords stay stable on re-runs)
-    local ns=$1 name=$2
+secret() { # secret <namespace> <name> key=value...: creates it, or adds the keys it lacks; values already there
+    local ns=$1 name=$2 kv key present   # are kept, so passwords stay stable on re-runs
     shift 2
-    kubectl -n "$ns" get secret "$name" >/dev/null 2>&1 && return
-    kubectl -n "$ns" create secret generic "$name" "${@/#/--from-literal=}" >/dev/null
+    if ! kubectl -n "$ns" get secret "$name" >/dev/null 2>&1; then
+        kubectl -n "$ns" create secret generic "$name" "${@/#/--from-literal=}" >/dev/null
+        return
+    fi
+    present=$(kubectl -n "$ns" get secret "$name" -o json | python3 -c 'import json, sys; print(" ".join(json.load(sys.stdin).get("data", {})))')
+    for kv in "$@"; do
+        key=${kv%%=*}
+        [[ " $present " == *" $key "* ]] && continue
+        kubectl -n "$ns" patch secret "$name" --type=merge \
+            -p "$(python3 -c 'import json, sys; print(json.dumps({"stringData": {sys.argv[1]: sys.argv[2]}}))' "$key" "${kv#*=}")" >/dev/null
+    done
 }
 get() { kubectl -n "$1" get secret "$2" -o jsonpath="{.data.$3}" | base64 -d; }
 rand() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24; }
@@ -45,28 +62,48 @@ db_url="tributary:${db_password}@tributary-postgresql.tributary.svc.cluster.loca
 kubectl -n tributary patch secret tributary-db --type=merge -p "{\"stringData\": {
     \"connection\": \"postgresql+psycopg2://${db_url}/airflow\",
     \"airflow-connection\": \"postgresql+psycopg2://${db_url}/airflow\",
-    \"mlflow-connection\": \"postgresql://${db_url}/mlflow\"}}" >/dev/null
+    \"mlflow-connection\": \"postgresql+psycopg2://${db_url}/mlflow\"}}" >/dev/null
 secret tributary tributary-object-store AWS_ACCESS_KEY_ID=tributary "AWS_SECRET_ACCESS_KEY=$(rand)"
 secret tributary-jobs tributary-object-store AWS_ACCESS_KEY_ID=tributary \
     "AWS_SECRET_ACCESS_KEY=$(get tributary tributary-object-store AWS_SECRET_ACCESS_KEY)"
-secret tributary tributary-mlflow-auth username=admin "password=$(rand)"
+secret tributary tributary-mlflow-auth username=admin "password=$(rand)" "flask-secret-key=$(rand)$(rand)"
 secret tributary-jobs tributary-mlflow-client MLFLOW_TRACKING_USERNAME=admin \
     "MLFLOW_TRACKING_PASSWORD=$(get tributary tributary-mlflow-auth password)"
 
 log "3/5 spark-operator CRDs (pinned module v$SPARK_OPERATOR_VERSION)"
 operator_dir=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["Dir"])' "$ROOT/.tools/spark-operator.json")
 kubectl apply --server-side --force-conflicts -f "$operator_dir/charts/spark-operator-chart/crds/" >/dev/null
+# The API server serves a new CRD's kind only once it is Established; helm maps the chart's SparkApplication then.
+# (`kubectl wait --for=condition` errors out instead of waiting while a new CRD has no conditions yet.)
+for crd in sparkapplications.sparkoperator.k8s.io scheduledsparkapplications.sparkoperator.k8s.io; do
+    for _ in $(seq 1 120); do
+        established=$(kubectl get crd "$crd" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null || true)
+        [ "$established" = True ] && break
+        sleep 1
+    done
+    [ "$established" = True ] || { log "error: CRD $crd not Established after 120s"; exit 1; }
+done
 
 log "4/5 chart dependencies and the chart"
-"$HELM" dependency build "$ROOT/helm/tributary" >/dev/null
-"$HELM" upgrade --install tributary "$ROOT/helm/tributary" --namespace tributary \
-    -f "$ROOT/helm/tributary/values-$PROFILE.yaml" \
-    --set namespaces.createJobs=false \
-    --set "images.spark.repository=$IMAGE_PREFIX/spark,images.spark.tag=$IMAGE_TAG" \
-    --set "images.mlflow.repository=$IMAGE_PREFIX/mlflow,images.mlflow.tag=$IMAGE_TAG" \
-    --set "airflow.images.airflow.repository=$IMAGE_PREFIX/airflow,airflow.images.airflow.tag=$IMAGE_TAG" \
-    --set "airflow.defaultAirflowRepository=$IMAGE_PREFIX/airflow,airflow.defaultAirflowTag=$IMAGE_TAG" \
-    --wait --timeout 20m
+chart_args=(-f "$ROOT/helm/tributary/values-$PROFILE.yaml" --set namespaces.createJobs=false
+    --set "images.spark.repository=$IMAGE_PREFIX/spark,images.spark.tag=$IMAGE_TAG"
+    --set "images.mlflow.repository=$IMAGE_PREFIX/mlflow,images.mlflow.tag=$IMAGE_TAG")
+if $LOCAL_CLUSTER; then
+    chart="$ROOT/build/chart/tributary"
+    [ -f "$chart/Chart.yaml" ] || { log "error: no staged chart in $chart; run make render PROFILE=$PROFILE"; exit 1; }
+    chart_args+=(-f "$ROOT/k8s/cluster/values-images.yaml" --set airflow.enabled=false)
+else
+    chart="$ROOT/helm/tributary"
+    "$HELM" dependency build "$chart" >/dev/null
+    chart_args+=(--set "airflow.images.airflow.repository=$IMAGE_PREFIX/airflow,airflow.images.airflow.tag=$IMAGE_TAG"
+        --set "airflow.defaultAirflowRepository=$IMAGE_PREFIX/airflow,airflow.defaultAirflowTag=$IMAGE_TAG")
+fi
+"$HELM" upgrade --install tributary "$chart" --namespace tributary "${chart_args[@]}" \
+    --wait --timeout "${HELM_TIMEOUT:-20m}"
+if $LOCAL_CLUSTER; then
+    log "done: the chart is installed; Airflow runs on the host (docs/kubernetes.md)"
+    exit 0
+fi
 
 log "5/5 land a sample batch and trigger fraud_pipeline"
 overrides=$(cat <<JSON
@@ -74,7 +111,7 @@ overrides=$(cat <<JSON
   "securityContext": {"runAsNonRoot": true, "runAsUser": 185, "seccompProfile": {"type": "RuntimeDefault"}},
   "containers": [{"name": "land", "image": "$IMAGE_PREFIX/spark:$IMAGE_TAG",
     "command": ["python", "/opt/tributary/bin/land-sample.py", "--rows", "5000", "--batch-id", "$BATCH_ID"],
-    "env": [{"name": "S3_ENDPOINT", "value": "http://tributary-minio.tributary.svc.cluster.local:9000"}],
+    "env": [{"name": "S3_ENDPOINT", "value": "http://tributary-s3.tributary.svc.cluster.local:9000"}],
     "envFrom": [{"configMapRef": {"name": "tributary-env"}}, {"secretRef": {"name": "tributary-object-store"}}],
     "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}}
 JSON

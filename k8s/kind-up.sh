@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make kind-up`: a kind cluster (k8s/kind-cluster.yaml: system, spark-cpu and a tainted gpu node), the images
 # loaded into it, then k8s/install.sh (simulated GPU, secrets, CRDs, chart, sample batch, fraud_pipeline).
-# Needs docker, kubectl and the images (`make images`); installs kind (pinned, k8s/versions.env) into .tools/bin.
+# Needs docker, kubectl and the images (`make docker-images`); installs kind (pinned, k8s/versions.env) into .tools/bin.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=versions.env

@@ -6,7 +6,7 @@ IMAGE_TAG ?= 0.1.0
 IMAGE_PREFIX ?= tributary
 PROFILE ?=
 
-.PHONY: k8s-tools render helm-docs images kind-up minikube-up
+.PHONY: k8s-tools render helm-docs kind-up minikube-up
 
 # tests/k8s and tests/helm run the pinned tools; `make test` installs them first.
 TEST_PREREQS += k8s-tools
@@ -20,14 +20,8 @@ render: setup k8s-tools ## write build/rendered/<PROFILE>/ (kind|minikube|eks|gk
 helm-docs: setup ## regenerate the values table of helm/tributary/README.md from values.yaml's `# --` comments
 	$(RUN) python scripts/helm_docs.py
 
-images: ## build the spark, airflow and mlflow images with docker (IMAGE_PREFIX, IMAGE_TAG)
-	@for target in spark airflow mlflow; do \
-		echo "images: $(IMAGE_PREFIX)/$$target:$(IMAGE_TAG)"; \
-		docker build --target $$target -t $(IMAGE_PREFIX)/$$target:$(IMAGE_TAG) . || exit 1; \
-	done
-
-kind-up: render images ## kind cluster with a tainted "gpu" node; load images; install CRDs, chart; trigger fraud_pipeline
+kind-up: render docker-images ## kind cluster with a tainted "gpu" node; load images; install CRDs, chart; trigger fraud_pipeline
 	@k8s/kind-up.sh
 
-minikube-up: render images ## the same on a three-node minikube profile
+minikube-up: render docker-images ## the same on a three-node minikube profile
 	@k8s/minikube.sh

@@ -31,8 +31,20 @@ def spark_connection(profile: Profile) -> dict:
     }
 
 
-def airflow_env(profile: Profile, airflow_home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
-    """A process environment that runs Airflow 3 standalone-style on SQLite for ``profile``."""
+def kubernetes_connection(profile: Profile, kubeconfig: Path) -> dict:
+    """The Airflow ``kubernetes`` connection of a Kubernetes profile, for an Airflow outside the cluster (a managed
+    Airflow, or this host driving the local cluster): the kubeconfig's identity, the profile's job namespace."""
+    return {"conn_type": "kubernetes",
+            "extra": {"kube_config_path": str(kubeconfig), "namespace": profile.launcher["namespace"]}}
+
+
+def airflow_env(profile: Profile, airflow_home: Path, base: dict[str, str] | None = None,
+                kubeconfig: Path | None = None) -> dict[str, str]:
+    """A process environment that runs Airflow 3 standalone-style on SQLite for ``profile``.
+
+    On a Kubernetes profile, ``kubeconfig`` makes it drive that cluster from outside (the connection the profile's
+    ``launcher.kubernetes_conn_id`` names); without it, Airflow is expected to run in the cluster.
+    """
     env = dict(os.environ if base is None else base)
     airflow_home.mkdir(parents=True, exist_ok=True)
     venv_bin = str(Path(sys.executable).parent)
@@ -52,4 +64,7 @@ def airflow_env(profile: Profile, airflow_home: Path, base: dict[str, str] | Non
     conn_id = profile.launcher.get("spark_conn_id")
     if conn_id:
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(spark_connection(profile))
+    k8s_conn_id = profile.launcher.get("kubernetes_conn_id")
+    if k8s_conn_id and kubeconfig is not None:
+        env[f"AIRFLOW_CONN_{k8s_conn_id.upper()}"] = json.dumps(kubernetes_connection(profile, kubeconfig))
     return env

@@ -1,0 +1,48 @@
+"""The local cluster itself (k8s/cluster/cluster.py): Kubernetes 1.35 from the Go module, three nodes shaped like
+k8s/kind-cluster.yaml, cluster DNS, and a host that `down` leaves as it found it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+from spark_jobs.config import REPO_ROOT
+from tests.cluster.live import Live
+
+_spec = importlib.util.spec_from_file_location("cluster_py", REPO_ROOT / "k8s" / "cluster" / "cluster.py")
+cluster_py = importlib.util.module_from_spec(_spec)
+sys.modules["cluster_py"] = cluster_py  # its dataclasses look their module up there
+_spec.loader.exec_module(cluster_py)
+
+POOLS = {"tributary-control-plane": "system", "tributary-worker": "spark-cpu", "tributary-worker2": "gpu"}
+
+
+def test_three_ready_nodes_one_per_pool_at_the_pinned_version(cluster: Live):
+    nodes = {n["metadata"]["name"]: n for n in cluster.get("nodes")["items"]}
+    assert {name: n["metadata"]["labels"]["tributary.dev/pool"] for name, n in nodes.items()} == POOLS
+    for node in nodes.values():
+        assert node["status"]["nodeInfo"]["kubeletVersion"] == "v1.35.4"
+        assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+        ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
+        assert ready == "True"
+    version = json.loads(cluster.kubectl("version", "-o", "json").stdout)["serverVersion"]
+    assert version["gitVersion"] == "v1.35.4"
+
+
+def test_the_gpu_node_is_tainted_and_advertises_a_gpu(cluster: Live):
+    gpu = cluster.get("node", "tributary-worker2")
+    assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"} in gpu["spec"]["taints"]
+    assert gpu["status"]["capacity"]["nvidia.com/gpu"] == "1"
+    for other in ("tributary-control-plane", "tributary-worker"):
+        node = cluster.get("node", other)
+        assert not node["spec"].get("taints") and "nvidia.com/gpu" not in node["status"]["capacity"]
+
+
+def test_coredns_serves_the_cluster_domain(cluster: Live):
+    dns = cluster.get("service", "kube-dns", "-n", "kube-system")
+    assert dns["spec"]["clusterIP"] == "10.202.0.10"
+    cfg = cluster_py.load_config()
+    # The `kubernetes` Service, answered by CoreDNS through kube-proxy's Service rules, as a pod would ask.
+    assert cluster_py.dns_answer(cfg, "kubernetes.default.svc.cluster.local") == "10.202.0.1"
+    assert cluster_py.dns_answer(cfg, "kube-dns.kube-system.svc.cluster.local") == "10.202.0.10"

@@ -1,0 +1,77 @@
+"""helm/tributary installed for real on the local cluster, with values-kind.yaml and the services' images built
+here (k8s/cluster/values-images.yaml): every pod Ready, an idempotent upgrade, and least-privilege RBAC."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cluster.live import JOBS_NS, RELEASE_NS, Live
+
+READY_WITHIN_S = 900  # install.sh runs helm --wait; this bounds the whole install
+
+
+def pods(live: Live, ns: str) -> list[dict]:
+    return live.get("pods", "-n", ns)["items"]
+
+
+def test_every_platform_pod_is_ready_in_bounded_time(platform: Live):
+    assert platform.report["chart_install_to_ready_s"] < READY_WITHIN_S
+    def component(pod: dict) -> str:  # ours by component; a subchart's (spark-operator) by its name
+        labels = pod["metadata"]["labels"]
+        name = labels.get("app.kubernetes.io/name")
+        return labels.get("app.kubernetes.io/component", name) if name == "tributary" else name
+
+    running = {component(p): p for p in pods(platform, RELEASE_NS) if p["status"]["phase"] == "Running"}
+    assert {"mlflow", "postgresql", "s3store", "spark-operator"} <= set(running), sorted(running)
+    for name, pod in running.items():
+        ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+        assert ready["Ready"] == "True", name
+        assert pod["spec"]["nodeName"] == "tributary-control-plane", f"{name} is off the system pool"
+    platform.report["platform_pods"] = {n: p["spec"]["nodeName"] for n, p in running.items()}
+
+
+def test_the_chart_created_the_job_namespace_objects(platform: Live):
+    assert platform.get("serviceaccount", "tributary-spark", "-n", JOBS_NS)
+    assert platform.get("role", "tributary-airflow-worker", "-n", JOBS_NS)
+    quota = platform.get("resourcequota", "-n", JOBS_NS)["items"]
+    assert quota and quota[0]["spec"]["hard"]["requests.nvidia.com/gpu"] == "1"
+    classes = {p["metadata"]["name"] for p in platform.get("priorityclasses")["items"]}
+    assert {"tributary-platform", "tributary-streaming", "tributary-batch"} <= classes
+    policies = {p["metadata"]["name"] for p in platform.get("networkpolicies", "-n", RELEASE_NS)["items"]}
+    assert {"tributary-mlflow", "tributary-s3store", "tributary-postgresql"} <= policies
+
+
+def test_a_second_upgrade_without_changes_is_a_no_op(platform: Live):
+    def workloads() -> dict[str, tuple]:
+        out = {}
+        for kind in ("deployments", "statefulsets"):
+            for item in platform.get(kind, "-n", RELEASE_NS)["items"]:
+                out[f"{kind}/{item['metadata']['name']}"] = (item["metadata"]["generation"],)
+        for pod in pods(platform, RELEASE_NS):
+            if pod["status"]["phase"] == "Running":
+                out[f"pod/{pod['metadata']['name']}"] = (pod["metadata"]["uid"],)
+        return out
+
+    before = workloads()
+    again = platform.install()
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert workloads() == before  # no rollout, no restarted pod
+    history = json.loads(platform.kubectl("get", "secrets", "-n", RELEASE_NS, "-l", "owner=helm,name=tributary",
+                                          "-o", "json").stdout)["items"]
+    assert len(history) >= 2  # the upgrade was a real helm release revision
+
+
+def test_the_airflow_worker_may_run_spark_applications_and_nothing_more(platform: Live):
+    cfg = platform.airflow_kubeconfig()
+
+    def can(verb: str, resource: str, ns: str = JOBS_NS) -> bool:
+        out = platform.kubectl("auth", "can-i", verb, resource, "-n", ns, kubeconfig=cfg, check=False)
+        return out.stdout.strip() == "yes"
+
+    for verb in ("create", "get", "watch", "delete"):
+        assert can(verb, "sparkapplications.sparkoperator.k8s.io")
+    assert can("get", "pods/log") and can("list", "pods")
+    for verb, resource in (("create", "pods"), ("get", "secrets"), ("delete", "pods"), ("update", "sparkapplications"),
+                           ("create", "sparkapplications.sparkoperator.k8s.io")):
+        ns = RELEASE_NS if (verb, resource) == ("create", "sparkapplications.sparkoperator.k8s.io") else JOBS_NS
+        assert not can(verb, resource, ns), f"the Airflow worker may {verb} {resource} in {ns}"

@@ -1,0 +1,30 @@
+"""`helm uninstall` leaves nothing of the chart behind in the job namespace (runs last in tests/cluster)."""
+
+from __future__ import annotations
+
+import time
+
+from spark_jobs.config import REPO_ROOT
+from tests.cluster.live import JOBS_NS, RELEASE_NS, Live, run
+
+HELM = REPO_ROOT / ".tools" / "bin" / "helm"
+KINDS = ("pods,services,configmaps,serviceaccounts,roles,rolebindings,resourcequotas,limitranges,networkpolicies,"
+         "sparkapplications")
+# What every namespace carries, not the chart's.
+NAMESPACE_OWN = {("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
+
+
+def test_helm_uninstall_leaves_nothing_in_the_job_namespace(platform: Live):
+    # The batch applications the tests submitted (not the chart's) go as their timeToLiveSeconds would take them.
+    platform.kubectl("delete", "sparkapplications", "-n", JOBS_NS, "-l", "tributary.dev/workload!=streaming",
+                     "--wait=true", timeout=300)
+    out = run([str(HELM), "uninstall", "tributary", "-n", RELEASE_NS, "--wait", "--timeout", "10m"], timeout=900)
+    assert out.returncode == 0, out.stderr
+    deadline, left = time.monotonic() + 300, ["?"]
+    while left and time.monotonic() < deadline:
+        items = platform.get(KINDS, "-n", JOBS_NS)["items"]
+        left = [f"{i['kind']}/{i['metadata']['name']}" for i in items
+                if (i["kind"], i["metadata"]["name"]) not in NAMESPACE_OWN]
+        time.sleep(0 if not left else 3)
+    assert not left, f"left behind in {JOBS_NS}: {left}"
+    assert not platform.get("pods", "-n", RELEASE_NS, "-l", "app.kubernetes.io/instance=tributary")["items"]
