@@ -85,7 +85,7 @@ def test_database_secret_and_namespace_follow_the_contract(rel: str) -> None:
     assert env.locals["platform_namespace"] == "tributary"
     assert env.locals["database_secret"] == "tributary-db"
     assert env.locals["mlflow_auth_secret"] == "tributary-mlflow-auth"
-    assert set(env.resource("kubernetes_secret_v1", "mlflow_auth")["data"]) == {"username", "password"}
+    assert set(env.resource("kubernetes_secret_v1", "mlflow_auth")["data"]) == {"username", "password", "flask-secret-key"}
     secret = env.resource("kubernetes_secret_v1", "database")
     # `connection` is what the Airflow chart's data.metadataSecretName must hold.
     assert set(secret["data"]) == {"username", "password", "connection", "mlflow-connection"}
