@@ -10,7 +10,7 @@ export KUBECONFIG_LOCAL := $(CURDIR)/var/cluster/kubeconfig
 host-packages: ## install the Debian packages the local cluster and the image builds need (apt; root)
 	@k8s/cluster/host-packages.sh
 
-cluster-build: host-packages ## build the local cluster's binaries from Go modules (cached by version; ~20 min cold)
+cluster-build: host-packages ## build the local cluster's binaries from Go modules (cached by version; ~9 min cold)
 	@k8s/cluster/build.sh
 
 cluster-up: cluster-build ## start a 3-node Kubernetes 1.35 on this host (root); writes var/cluster/kubeconfig
