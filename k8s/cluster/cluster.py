@@ -930,6 +930,42 @@ def load(cfg: Config, images: Sequence[str], pools: Sequence[str], timeout: floa
         wait_for(f"{len(nodes)} node(s) to pull {', '.join(images)}", done, timeout, interval=3)
     finally:
         kubectl(cfg, "delete", "namespace", ns, "--wait=false", check=False)
+    for node in nodes:
+        if removed := prune_replaced(node):
+            log(f"{node.name}: removed {len(removed)} replaced image(s): {', '.join(removed)}")
+
+
+def repository(ref: str) -> str:
+    """``localhost:5001/tributary-local/pause:3.10`` and ``…/pause@sha256:…`` -> ``localhost:5001/tributary-local/pause``."""
+    if "@" in ref:
+        return ref.split("@", 1)[0]
+    head, _, last = ref.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def replaced_refs(listing: Sequence[tuple[str, str]]) -> list[str]:
+    """Of a node's image references, as (reference, manifest digest) pairs, those of images that a newer one replaced
+    under the same tag: a tagged repository's digest references (``repo@sha256:…``) that none of its tags points to
+    any more, and the image-ID references (``sha256:…``) of the same manifests. Tags themselves are kept."""
+    tagged: dict[str, set[str]] = {}
+    for ref, digest in listing:
+        if not ref.startswith("sha256:") and "@" not in ref:
+            tagged.setdefault(repository(ref), set()).add(digest)
+    stale = {digest for ref, digest in listing
+             if "@" in ref and repository(ref) in tagged and digest not in tagged[repository(ref)]}
+    return [ref for ref, digest in listing if digest in stale and ("@" in ref or ref.startswith("sha256:"))]
+
+
+def prune_replaced(node: Node) -> list[str]:
+    """Delete from ``node``'s containerd the images that a re-pulled tag replaced (as kind's nodes keep them too, until
+    the kubelet's image GC reaches its disk threshold): each rebuilt Spark image would otherwise keep 4 GiB per
+    node. An image a running container uses keeps its snapshot until that container goes."""
+    ctr = ["ctr", "--address", str(node.socket), "--namespace", "k8s.io"]
+    lines = run([*ctr, "images", "list"], quiet=True).stdout.splitlines()[1:]
+    refs = replaced_refs([(fields[0], fields[2]) for fields in (line.split() for line in lines) if len(fields) > 2])
+    if refs:
+        run([*ctr, "images", "remove", "--sync", *refs], quiet=True)
+    return refs
 
 
 # --- up / down / status --------------------------------------------------------------------------------------------

@@ -64,9 +64,6 @@ def platform(cluster: Live) -> Live:
     push = run(["bash", str(IMAGES_SH), "push"], timeout=1800)
     assert push.returncode == 0, f"images.sh push failed (run `make images` first):\n{push.stderr[-3000:]}"
     cluster.report["images_push_s"] = round(time.monotonic() - t0, 1)
-    t0 = time.monotonic()
-    cluster.prepull("tributary/spark:0.1.0", nodes=("tributary-worker", "tributary-worker2"))
-    cluster.report["spark_image_prepull_s"] = round(time.monotonic() - t0, 1)
     render = run([sys.executable, str(REPO_ROOT / "scripts" / "render_k8s.py"), "--profile", "kind",
                   "--no-sync-chart"], timeout=600)
     assert render.returncode == 0, render.stderr[-3000:]

@@ -4,9 +4,11 @@ in the chart's S3 store from the host, applying the rendered SparkApplications a
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,12 @@ RENDERED = REPO_ROOT / "build" / "rendered" / "kind" / "sparkapplications"
 JOBS_NS, RELEASE_NS = "tributary-jobs", "tributary"
 AIRFLOW_SA = "tributary-airflow-worker"
 TERMINAL = {"COMPLETED", "FAILED", "SUBMISSION_FAILED", "FAILING"}
+
+# k8s/cluster/cluster.py is a script, not a package module: loaded by path, registered so its dataclasses resolve.
+_spec = importlib.util.spec_from_file_location("cluster_py", REPO_ROOT / "k8s" / "cluster" / "cluster.py")
+cluster_py = importlib.util.module_from_spec(_spec)
+sys.modules["cluster_py"] = cluster_py
+_spec.loader.exec_module(cluster_py)
 
 
 def run(cmd: list[str], timeout: int = 300, env: dict[str, str] | None = None,
@@ -59,33 +67,6 @@ class Live:
         return used
 
     # --- images and chart ----------------------------------------------------------------------------------------
-    def prepull(self, image: str, nodes: tuple[str, ...], timeout: int = 900) -> None:
-        """Pull ``image`` on ``nodes`` through the kubelet (CRI), as a pod would, all nodes at once."""
-        ns = "tributary-prepull"
-        self.kubectl("create", "namespace", ns, check=False)
-        pods = []
-        for node in nodes:
-            name = f"prepull-{node}"
-            pods.append(name)
-            spec = {
-                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
-                "spec": {"nodeName": node, "restartPolicy": "Never",
-                         "tolerations": [{"operator": "Exists"}],
-                         "containers": [{"name": "pull", "image": image, "imagePullPolicy": "IfNotPresent",
-                                         "command": ["true"], "resources": {"requests": {"cpu": "10m"}}}]},
-            }
-            self.kubectl("apply", "-f", "-", input=json.dumps(spec))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            phases = [self.get("pod", p, "-n", ns)["status"].get("phase") for p in pods]
-            if all(p in ("Succeeded", "Failed") for p in phases):
-                break
-            time.sleep(3)
-        else:
-            raise AssertionError(f"pulling {image} on {nodes} took longer than {timeout}s")
-        self.kubectl("delete", "namespace", ns, "--wait=false")
-        assert all(p == "Succeeded" for p in phases), f"pre-pull pods ended {phases}"
-
     def install(self) -> subprocess.CompletedProcess[str]:
         return run(["bash", str(REPO_ROOT / "k8s" / "install.sh"), "kind", "--local-cluster"], timeout=1800)
 

@@ -3,17 +3,9 @@ k8s/kind-cluster.yaml, cluster DNS, and a host that `down` leaves as it found it
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
-from spark_jobs.config import REPO_ROOT
-from tests.cluster.live import Live
-
-_spec = importlib.util.spec_from_file_location("cluster_py", REPO_ROOT / "k8s" / "cluster" / "cluster.py")
-cluster_py = importlib.util.module_from_spec(_spec)
-sys.modules["cluster_py"] = cluster_py  # its dataclasses look their module up there
-_spec.loader.exec_module(cluster_py)
+from tests.cluster.live import Live, cluster_py
 
 POOLS = {"tributary-control-plane": "system", "tributary-worker": "spark-cpu", "tributary-worker2": "gpu"}
 
@@ -46,3 +38,16 @@ def test_coredns_serves_the_cluster_domain(cluster: Live):
     # The `kubernetes` Service, answered by CoreDNS through kube-proxy's Service rules, as a pod would ask.
     assert cluster_py.dns_answer(cfg, "kubernetes.default.svc.cluster.local") == "10.202.0.1"
     assert cluster_py.dns_answer(cfg, "kube-dns.kube-system.svc.cluster.local") == "10.202.0.10"
+
+
+def test_only_images_a_tag_replaced_are_pruned():
+    spark = "docker.io/tributary/spark"
+    listing = [
+        (f"{spark}:0.1.0", "sha256:new"), (f"{spark}@sha256:new", "sha256:new"), ("sha256:id-new", "sha256:new"),
+        (f"{spark}@sha256:old", "sha256:old"), ("sha256:id-old", "sha256:old"),
+        ("localhost:5001/tributary-local/pause:3.10", "sha256:p"), ("localhost:5001/tributary-local/pause@sha256:p", "sha256:p"),
+        ("registry.example/untagged@sha256:u", "sha256:u"), ("sha256:id-u", "sha256:u"),
+    ]
+    assert cluster_py.replaced_refs(listing) == [f"{spark}@sha256:old", "sha256:id-old"]
+    assert cluster_py.repository("localhost:5001/tributary-local/pause:3.10") == "localhost:5001/tributary-local/pause"
+    assert cluster_py.repository("busybox") == "busybox"

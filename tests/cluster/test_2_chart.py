@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.cluster.live import JOBS_NS, RELEASE_NS, Live
+from tests.cluster.live import JOBS_NS, RELEASE_NS, Live, cluster_py, run
 
 READY_WITHIN_S = 900  # install.sh runs helm --wait; this bounds the whole install
 
@@ -28,6 +28,23 @@ def test_every_platform_pod_is_ready_in_bounded_time(platform: Live):
         assert ready["Ready"] == "True", name
         assert pod["spec"]["nodeName"] == "tributary-control-plane", f"{name} is off the system pool"
     platform.report["platform_pods"] = {n: p["spec"]["nodeName"] for n, p in running.items()}
+
+
+def test_each_node_holds_one_image_per_tag_the_registry_serves(platform: Live):
+    """images.sh push loaded the nodes like `kind load`: a rebuilt image replaced the node's copy, not joined it."""
+    cfg = cluster_py.load_config()
+    for node in cfg.nodes:
+        lines = run(["ctr", "--address", str(node.socket), "--namespace", "k8s.io", "images", "list"]).stdout
+        listing = [(f[0], f[2]) for f in (line.split() for line in lines.splitlines()[1:]) if len(f) > 2]
+        assert cluster_py.replaced_refs(listing) == [], node.name
+        digests: dict[str, set[str]] = {}
+        for ref, digest in listing:
+            if not ref.startswith("sha256:"):
+                digests.setdefault(cluster_py.repository(ref), set()).add(digest)
+        assert all(len(d) == 1 for d in digests.values()), (node.name, digests)
+        if node.pool in ("spark-cpu", "gpu"):
+            served = run([str(cfg.bin("crane", "crane")), "digest", "--insecure", f"{cfg.registry}/tributary/spark:0.1.0"])
+            assert digests["docker.io/tributary/spark"] == {served.stdout.strip()}, node.name
 
 
 def test_the_chart_created_the_job_namespace_objects(platform: Live):
