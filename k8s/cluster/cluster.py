@@ -956,15 +956,24 @@ def replaced_refs(listing: Sequence[tuple[str, str]]) -> list[str]:
     return [ref for ref, digest in listing if digest in stale and ("@" in ref or ref.startswith("sha256:"))]
 
 
+def node_ctr(node: Node) -> list[str]:
+    """``ctr`` on ``node``'s containerd, in the namespace the kubelet's CRI uses."""
+    return ["ctr", "--address", str(node.socket), "--namespace", "k8s.io"]
+
+
+def node_images(node: Node) -> list[tuple[str, str]]:
+    """``node``'s image references with the manifest digest each points to, as `ctr images list` shows them."""
+    lines = run([*node_ctr(node), "images", "list"], quiet=True).stdout.splitlines()[1:]
+    return [(fields[0], fields[2]) for fields in (line.split() for line in lines) if len(fields) > 2]
+
+
 def prune_replaced(node: Node) -> list[str]:
     """Delete from ``node``'s containerd the images that a re-pulled tag replaced (as kind's nodes keep them too, until
     the kubelet's image GC reaches its disk threshold): each rebuilt Spark image would otherwise keep 4 GiB per
     node. An image a running container uses keeps its snapshot until that container goes."""
-    ctr = ["ctr", "--address", str(node.socket), "--namespace", "k8s.io"]
-    lines = run([*ctr, "images", "list"], quiet=True).stdout.splitlines()[1:]
-    refs = replaced_refs([(fields[0], fields[2]) for fields in (line.split() for line in lines) if len(fields) > 2])
+    refs = replaced_refs(node_images(node))
     if refs:
-        run([*ctr, "images", "remove", "--sync", *refs], quiet=True)
+        run([*node_ctr(node), "images", "remove", "--sync", *refs], quiet=True)
     return refs
 
 
@@ -1085,7 +1094,7 @@ def clean_iptables() -> None:
 def forget_containers(node: Node) -> None:
     """Delete every container and pod sandbox from a node's containerd (its images stay): the next cluster starts
     from clean runtime state."""
-    ctr = ["ctr", "--address", str(node.socket), "--namespace", "k8s.io"]
+    ctr = node_ctr(node)
     ids = run([*ctr, "containers", "list", "--quiet"], check=False, quiet=True).stdout.split()
     for cid in ids:
         run([*ctr, "tasks", "delete", "--force", cid], check=False, quiet=True)

@@ -34,8 +34,7 @@ def test_each_node_holds_one_image_per_tag_the_registry_serves(platform: Live):
     """images.sh push loaded the nodes like `kind load`: a rebuilt image replaced the node's copy, not joined it."""
     cfg = cluster_py.load_config()
     for node in cfg.nodes:
-        lines = run(["ctr", "--address", str(node.socket), "--namespace", "k8s.io", "images", "list"]).stdout
-        listing = [(f[0], f[2]) for f in (line.split() for line in lines.splitlines()[1:]) if len(f) > 2]
+        listing = cluster_py.node_images(node)
         assert cluster_py.replaced_refs(listing) == [], node.name
         digests: dict[str, set[str]] = {}
         for ref, digest in listing:
