@@ -61,11 +61,23 @@ def run(rows: int, profile_name: str, airflow_home: Path, summary_path: Path) ->
     return json.loads(summary_path.read_text())
 
 
+def summary_problems(summary: dict) -> list[str]:
+    """What a finished run's summary lacks: a champion, predictions, stream rows, quarantined rows (the sample
+    data always has some), balanced books, a model version and run id on every prediction."""
+    problems = [f"{k} is missing or zero" for k in ("champion_version", "predictions_rows", "stream_rows",
+                                                     "rows_quarantined") if not summary.get(k)]
+    if not summary.get("reconciled"):
+        problems.append("the counts do not reconcile (landed != ingested + quarantined + duplicate)")
+    if summary.get("predictions_unattributed"):
+        problems.append(f"{summary['predictions_unattributed']} prediction(s) lack their model version or run id")
+    return problems
+
+
 def print_summary(summary: dict) -> None:
     print("\n=== Tributary run summary ===")
     for key in ("profile", "rows_landed", "rows_ingested", "rows_quarantined", "rows_duplicate", "reconciled",
-                "bronze_rows", "feature_rows", "model_name", "champion_version", "predictions_rows", "stream_rows",
-                "duration_s"):
+                "bronze_rows", "feature_rows", "model_name", "champion_version", "predictions_rows",
+                "predictions_unattributed", "stream_rows", "duration_s"):
         print(f"  {key:<18} {summary.get(key)}")
     metrics = summary.get("metrics", {})
     print("  metrics            " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
@@ -81,12 +93,9 @@ def main() -> None:
     summary = run(args.rows, args.profile or load_profile().name, args.airflow_home, args.summary)
     print_summary(summary)
     print(f"\nwrote {args.summary}")
-    problems = [k for k in ("champion_version",) if not summary.get(k)]
-    problems += [k for k in ("predictions_rows", "stream_rows", "rows_quarantined") if not summary.get(k)]
-    if not summary.get("reconciled"):
-        problems.append("reconciliation (landed != ingested + quarantined + duplicate)")
+    problems = summary_problems(summary)
     if problems:
-        sys.exit(f"error: the run finished but these are missing or zero: {problems}")
+        sys.exit(f"error: the run finished but {'; '.join(problems)}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
-from spark_jobs.scoring import NoChampionError, resolve_champion, score_features
+from spark_jobs.scoring import NoChampionError, resolve_champion, score_features, scoring_devices
 from spark_jobs.session import build_session
 
 FEATURE_TABLE = "features_card"
@@ -80,12 +80,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     features = not_stream_scored(features, streamed)
     scored = score_features(features, champion, profile.mlflow["tracking_uri"])
     io.merge_table(spark, scored, catalog, PREDICTIONS, update_existing=True)
+    devices = scoring_devices(spark)
+    if devices["device"] == "cpu":
+        why = ("their GPU discovery reported " + ", ".join(f"executor {e}: {a}" for e, a in devices["executor_gpus"].items())
+               if any(devices["executor_gpus"].values()) else "no executor reported a GPU")
+        print(f"score: tasks were handed no GPU (spark.task.resource.gpu.amount unset; {why}): scored on the CPU",
+              flush=True)
+    else:
+        print(f"score: each task was handed {devices['task_gpu_amount']} GPU(s) of {devices['executor_gpus']}: "
+              "scored on CUDA", flush=True)
     result = {
         "model_name": champion.name,
         "model_version": champion.version,
         "model_run_id": champion.run_id,
         "predictions_rows": io.read_table(spark, catalog, PREDICTIONS).count(),
         "predictions_version": io.table_version(spark, catalog, PREDICTIONS),
+        "device": devices["device"],
+        "executor_gpus": devices["executor_gpus"],
     }
     emit_result("score", result)
     return result

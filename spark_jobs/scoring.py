@@ -26,6 +26,7 @@ from spark_jobs.features import FEATURE_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pyspark.sql import SparkSession
 
     from spark_jobs.config import Profile
 
@@ -124,6 +125,30 @@ def task_device() -> str:
     context = TaskContext.get()
     gpu = context.resources().get("gpu") if context is not None else None
     return f"cuda:{gpu.addresses[0]}" if gpu is not None and gpu.addresses else "cpu"
+
+
+def scoring_devices(spark: "SparkSession") -> dict[str, Any]:
+    """Where scoring's tasks run, seen from the driver: each executor's GPU addresses as Spark's discovery script
+    reported them (the driver's REST API; empty when its UI is off, as on the local profile), the GPUs each task is
+    handed (``spark.task.resource.gpu.amount``), and so the device ``task_device`` picks: ``cuda`` when tasks are
+    handed a GPU, else ``cpu``, the fallback (a local cluster's simulated GPU node reports a placeholder device and
+    hands tasks none)."""
+    import json
+    import urllib.request
+
+    context = spark.sparkContext
+    executor_gpus: dict[str, list[str]] = {}
+    if context.uiWebUrl:
+        url = f"{context.uiWebUrl}/api/v1/applications/{context.applicationId}/executors"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as reply:
+                executors = json.load(reply)
+        except OSError:
+            executors = []
+        executor_gpus = {e["id"]: list(e.get("resources", {}).get("gpu", {}).get("addresses", []))
+                         for e in executors if e["id"] != "driver"}
+    task_amount = spark.conf.get("spark.task.resource.gpu.amount", None)
+    return {"executor_gpus": executor_gpus, "task_gpu_amount": task_amount, "device": "cuda" if task_amount else "cpu"}
 
 
 def load_model_cached(tracking_uri: str, model_uri: str, device: str) -> Any:

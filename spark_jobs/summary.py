@@ -3,7 +3,8 @@
     python -m spark_jobs.summary --profile local --out var/run-summary.json [--started-at EPOCH]
 
 The reconciliation figures come from the newest row of the ``ingest_audit`` table (what the last ingest run
-reported); table figures are counted from the Delta tables; the champion comes from MLflow.
+reported); table figures are counted from the Delta tables (``predictions_unattributed``: prediction rows missing
+their model version or run id, 0 when every row says which model scored it); the champion comes from MLflow.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def build_summary(
     summary["feature_rows"] = table_counts.get("features_card", 0)
     summary["predictions_rows"] = table_counts.get("predictions", 0)
     summary["stream_rows"] = table_counts.get("stream_predictions", 0)
+    summary["predictions_unattributed"] = table_counts.get("predictions_unattributed", 0)
     summary["model_name"] = champion["name"] if champion else None
     summary["champion_version"] = champion["version"] if champion else None
     summary["champion_run_id"] = champion["run_id"] if champion else None
@@ -71,6 +73,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     spark = build_session(profile, "tributary-summary")
     names = ["bronze_transactions", "quarantine_transactions", "features_card", "predictions", "stream_predictions"]
     counts = {n: io.count_rows(spark, profile.catalog, n) for n in names}
+    if counts["predictions"]:
+        predictions = io.read_table(spark, profile.catalog, "predictions")
+        counts["predictions_unattributed"] = predictions.where("model_version IS NULL OR model_run_id IS NULL").count()
     last_ingest: dict[str, Any] = {}
     if io.table_exists(spark, profile.catalog, "ingest_audit"):
         rows = io.read_table(spark, profile.catalog, "ingest_audit").orderBy("run_at", ascending=False).limit(1).collect()

@@ -34,6 +34,7 @@ def test_make_run_summary(pipeline_run):
     assert summary["profile"] == "local"
     assert summary["champion_version"] is not None
     assert summary["predictions_rows"] > 0 and summary["stream_rows"] > 0 and summary["rows_quarantined"] > 0
+    assert summary["predictions_unattributed"] == 0
     assert summary["rows_landed"] == summary["rows_ingested"] + summary["rows_quarantined"] + summary["rows_duplicate"]
     assert summary["rows_landed"] == 3000
     # Features and batch scores cover the batch's bronze rows; the stream then adds its own rows to bronze.

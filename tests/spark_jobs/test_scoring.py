@@ -128,6 +128,8 @@ def test_score_writes_predictions_idempotently_and_rescoring_updates_the_version
         assert predictions.columns == scoring.PREDICTION_COLUMNS
         assert first["predictions_rows"] == predictions.count() == 300
         assert (first["model_version"], first["model_run_id"]) == (champion.version, champion.run_id)
+        # no GPU here and the local profile's UI (the executors' REST API) is off: the CPU, and said so
+        assert (first["device"], first["executor_gpus"]) == ("cpu", {})
         wrong = (
             (F.col("model_version") != champion.version)
             | (F.col("model_run_id") != champion.run_id)
