@@ -44,3 +44,7 @@ docker-images: ## build the spark, airflow and mlflow images with docker (IMAGE_
 
 cluster-install: render ## install helm/tributary on the local cluster (values-kind.yaml + the local images)
 	@PATH=$(CURDIR)/var/cluster/bin:$$PATH KUBECONFIG=$(KUBECONFIG_LOCAL) k8s/install.sh kind --local-cluster
+
+cluster-run: images-build k8s-tools ## on the local cluster (cluster-up first): images, chart, fraud_pipeline via Airflow's REST API, stream, summary
+	$(RUN) python scripts/render_k8s.py --profile kind
+	PATH=$(CURDIR)/var/cluster/bin:$$PATH $(RUN) python scripts/cluster_run.py $(if $(ROWS),--rows $(ROWS))

@@ -1,63 +1,29 @@
-"""Helpers for the live-cluster tests: kubectl as admin or as the Airflow worker's service account, landing data
-in the chart's S3 store from the host, applying the rendered SparkApplications and waiting for their state."""
+"""The live-cluster tests' view of the platform: scripts/cluster_platform.py (what `make cluster-run` uses too),
+plus what the tests learnt about it (``report``) and the host's peak memory."""
 
 from __future__ import annotations
 
-import base64
-import importlib.util
-import json
-import os
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from spark_jobs.config import REPO_ROOT
 
-STATE = REPO_ROOT / "var" / "cluster"
-KUBECONFIG = STATE / "kubeconfig"
-BIN = STATE / "bin"
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from cluster_platform import (  # noqa: E402,F401  (re-exported for the tests)
+    AIRFLOW_SA, BIN, JOBS_NS, KUBECONFIG, RELEASE_NS, RENDERED, STATE, TERMINAL, Platform, cluster_py, rendered, run,
+)
+
 REPORT = REPO_ROOT / "var" / "cluster-test-report.json"
-RENDERED = REPO_ROOT / "build" / "rendered" / "kind" / "sparkapplications"
-JOBS_NS, RELEASE_NS = "tributary-jobs", "tributary"
-AIRFLOW_SA = "tributary-airflow-worker"
-TERMINAL = {"COMPLETED", "FAILED", "SUBMISSION_FAILED", "FAILING"}
-
-# k8s/cluster/cluster.py is a script, not a package module: loaded by path, registered so its dataclasses resolve.
-_spec = importlib.util.spec_from_file_location("cluster_py", REPO_ROOT / "k8s" / "cluster" / "cluster.py")
-cluster_py = importlib.util.module_from_spec(_spec)
-sys.modules["cluster_py"] = cluster_py
-_spec.loader.exec_module(cluster_py)
-
-
-def run(cmd: list[str], timeout: int = 300, env: dict[str, str] | None = None,
-        input: str | None = None) -> subprocess.CompletedProcess[str]:
-    base = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "KUBECONFIG": str(KUBECONFIG)}
-    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, input=input,
-                          env={**base, **(env or {})})
 
 
 @dataclass
-class Live:
+class Live(Platform):
     """The running cluster, and what the tests learnt about it (``report``)."""
 
     report: dict[str, Any] = field(default_factory=dict)
     peak_memory_mib: int = 0
-
-    # --- kubectl -------------------------------------------------------------------------------------------------
-    def kubectl(self, *args: str, kubeconfig: Path = KUBECONFIG, input: str | None = None, timeout: int = 180,
-                check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = run([str(BIN / "kubectl"), "--kubeconfig", str(kubeconfig), *args], timeout=timeout, input=input)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-        return proc
-
-    def get(self, *args: str, **kwargs: Any) -> dict[str, Any]:
-        return json.loads(self.kubectl("get", *args, "-o", "json", **kwargs).stdout)
 
     def sample_memory(self) -> int:
         """Host memory in use now (MiB); the maximum seen is the run's peak."""
@@ -66,100 +32,5 @@ class Live:
         self.peak_memory_mib = max(self.peak_memory_mib, used)
         return used
 
-    # --- images and chart ----------------------------------------------------------------------------------------
-    def install(self) -> subprocess.CompletedProcess[str]:
-        return run(["bash", str(REPO_ROOT / "k8s" / "install.sh"), "kind", "--local-cluster"], timeout=1800)
-
-    # --- the chart's services, from the host --------------------------------------------------------------------
-    def secret(self, ns: str, name: str, key: str) -> str:
-        return base64.b64decode(self.get("secret", name, "-n", ns)["data"][key]).decode()
-
-    def service_endpoint(self, name: str, port: int, ns: str = RELEASE_NS) -> str:
-        """The Service's ClusterIP, which kube-proxy also routes for processes on the host."""
-        return f"http://{self.get('service', name, '-n', ns)['spec']['clusterIP']}:{port}"
-
-    def s3_env(self) -> dict[str, str]:
-        return {
-            "S3_ENDPOINT": self.service_endpoint("tributary-s3", 9000),
-            "AWS_ACCESS_KEY_ID": self.secret(RELEASE_NS, "tributary-object-store", "AWS_ACCESS_KEY_ID"),
-            "AWS_SECRET_ACCESS_KEY": self.secret(RELEASE_NS, "tributary-object-store", "AWS_SECRET_ACCESS_KEY"),
-            "AWS_REGION": "us-east-1",
-        }
-
-    def land(self, *generate_args: str) -> list[str]:
-        """Generate a batch on the host and upload it to the kind profile's landing zone in the S3 store."""
-        proc = run([str(REPO_ROOT / ".venv" / "bin" / "python"), str(REPO_ROOT / "docker" / "spark" / "land-sample.py"),
-                    *generate_args], timeout=300, env={**self.s3_env(), "TRIBUTARY_PROFILE": "kind",
-                                                       "PYTHONPATH": str(REPO_ROOT)})
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return [line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("landed ")]
-
-    # --- identities ----------------------------------------------------------------------------------------------
-    def airflow_kubeconfig(self) -> Path:
-        """A kubeconfig holding a token of the chart's Airflow worker service account, and nothing else."""
-        path = STATE / "airflow-worker.kubeconfig"
-        if path.exists():
-            return path
-        token = self.kubectl("create", "token", AIRFLOW_SA, "-n", RELEASE_NS, "--duration=4h").stdout.strip()
-        admin = yaml.safe_load(KUBECONFIG.read_text())
-        cluster = admin["clusters"][0]
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "airflow-worker",
-            "clusters": [cluster],
-            "users": [{"name": AIRFLOW_SA, "user": {"token": token}}],
-            "contexts": [{"name": "airflow-worker", "context": {"cluster": cluster["name"], "user": AIRFLOW_SA,
-                                                                "namespace": JOBS_NS}}],
-        }))
-        path.chmod(0o600)
-        return path
-
-    # --- SparkApplications ----------------------------------------------------------------------------------------
-    def apply_app(self, spec: dict[str, Any]) -> str:
-        """Create a SparkApplication as the Airflow worker would (its service account's RBAC only); one left by an
-        earlier run on a reused cluster is deleted first, as a retry of the task would do."""
-        name = spec["metadata"]["name"]
-        self.kubectl("delete", "sparkapplication", name, "-n", JOBS_NS, "--ignore-not-found", "--wait",
-                     kubeconfig=self.airflow_kubeconfig())
-        self.kubectl("create", "-f", "-", kubeconfig=self.airflow_kubeconfig(), input=json.dumps(spec))
-        return spec["metadata"]["name"]
-
-    def app_state(self, name: str) -> tuple[str, dict[str, Any]]:
-        app = self.get("sparkapplication", name, "-n", JOBS_NS, kubeconfig=self.airflow_kubeconfig())
-        status = app.get("status", {})
-        return status.get("applicationState", {}).get("state", ""), status
-
-    def wait_app(self, name: str, timeout: int = 900, until: set[str] = TERMINAL) -> tuple[str, float, dict]:
-        """Poll the application until one of ``until`` (default: a terminal state); returns state, seconds, status."""
-        t0 = time.monotonic()
-        state, status = "", {}
-        while time.monotonic() - t0 < timeout:
-            state, status = self.app_state(name)
-            self.sample_memory()
-            if state in until:
-                break
-            time.sleep(3)
-        return state, round(time.monotonic() - t0, 1), status
-
-    def driver_log(self, name: str) -> str:
-        return self.kubectl("logs", f"{name}-driver", "-n", JOBS_NS, "--tail=-1",
-                            kubeconfig=self.airflow_kubeconfig(), check=False).stdout
-
-    @staticmethod
-    def results(log: str) -> list[dict[str, Any]]:
-        return [json.loads(line.split(" ", 1)[1]) for line in log.splitlines() if line.startswith("TRIBUTARY_RESULT ")]
-
-
-def rendered(job: str, name: str, **params: str) -> dict[str, Any]:
-    """A SparkApplication as `make render` wrote it, with Airflow's per-run templates filled in the way the
-    operator fills them (a run id's hash and the try number in the name, the run's params in the arguments)."""
-    import jinja2
-
-    text = (RENDERED / f"{job}.yaml").read_text()
-    spec = yaml.safe_load(text)
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    env.filters["ts"] = lambda value: value
-    context = {"params": params, "data_interval_end": params.get("data_interval_end", "2026-12-01T00:00:00+00:00")}
-    spec["spec"]["arguments"] = [env.from_string(a).render(**context) for a in spec["spec"].get("arguments", [])]
-    if "{{" in spec["metadata"]["name"]:
-        spec["metadata"]["name"] = name
-    return spec
+    def on_poll(self) -> None:
+        self.sample_memory()

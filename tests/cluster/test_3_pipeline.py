@@ -1,98 +1,206 @@
-"""spark-operator reconciles the pipeline's real SparkApplications: the specs `make render` writes for the kind
-profile, applied as rendered (Airflow's per-run templates filled as the operator fills them) in pipeline order,
-with the Airflow worker's service account, then the chart's long-running stream. Data lands in the chart's S3
-store and every table is Delta on it."""
+"""fraud_pipeline on the live cluster, driven as `make cluster-run` drives it: Airflow on this host (API server,
+scheduler, DAG processor, triggerer; the same DAG files, profile kind, only the chart's Airflow worker identity in
+its kubeconfig), the run triggered through Airflow's REST API, every task a SparkKubernetesOperator whose
+SparkApplication spark-operator runs in the job namespace, data in the chart's S3 store, every table Delta on it.
+
+The batch lands late: the run is triggered first, so ingest's first try fails with the driver's "nothing landed"
+error (a failed SparkApplication, its error in the task log), the batch then lands, and Airflow's retry submits a new,
+uniquely named application, which succeeds. spark-operator removes the failed one after its timeToLiveSeconds
+(shortened here through the profile's TRIBUTARY_SPARKAPP_TTL_SECONDS). Then the chart's stream scores a landed
+batch, and a summary application reads the tables and MLflow back.
+"""
 
 from __future__ import annotations
 
 import re
+import sys
 import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
 
+import pytest
 import yaml
 
 from spark_jobs.config import REPO_ROOT
-from tests.cluster.live import JOBS_NS, Live, rendered
+from tests.cluster.live import JOBS_NS, Live
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import cluster_run  # noqa: E402
 
 BATCH = "live-batch-1"
-RUN = "live0000001"  # stands for the hash of the DAG run id in the name
-PARAMS = {"batch_id": BATCH, "epochs": "3", "seed": "42", "promote_version": ""}
+# The interval the run covers (past: ingest's future check uses its end); another than make cluster-run's.
+LOGICAL_DATE = datetime(2026, 11, 28, tzinfo=timezone.utc)
+CONF = {"batch_id": BATCH, "epochs": 3, "seed": 42}
 PIPELINE = ("ingest", "features", "train", "promote", "score")
-APP_TIMEOUT_S = 900
+TTL_S = 150
+AIRFLOW_PORT = 8093
+RUN_TIMEOUT_S = 2400
 
 
-def test_batch_applications_complete_in_pipeline_order(platform: Live):
-    landed = platform.land("--rows", "10000", "--batch-id", BATCH)
-    assert landed and all(key.startswith(f"s3://tributary-lake/landing/batch/{BATCH}/") for key in landed)
-    durations, results = {}, {}
+@dataclass
+class PipelineRun:
+    run_id: str
+    state: str
+    tasks: dict[str, dict[str, Any]]
+    logs: dict[tuple[str, int], str]
+    first_try_app: dict[str, Any]
+    apps_seen: dict[str, str] = field(default_factory=dict)  # every application seen during the run: its last state
+
+    def app_name(self, job: str, try_number: int) -> str:
+        """The name the DAG's template gives (dags/tributary/sparkapp.py K8S_RUN_SUFFIX): run hash and try."""
+        digest = uuid.uuid5(uuid.NAMESPACE_URL, f"fraud_pipeline/{self.run_id}").hex[:10]
+        return f"tributary-{job}-{digest}-{try_number}"
+
+
+def _wait_task(api, run_id: str, task_id: str, states: set[str], timeout: float, platform: Live) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ti = next((t for t in api.task_instances("fraud_pipeline", run_id) if t["task_id"] == task_id), {})
+        if ti.get("state") in states:
+            return ti
+        platform.sample_memory()
+        time.sleep(3)
+    pytest.fail(f"{task_id} did not reach {states} in {timeout:.0f}s: {ti}")
+
+
+@pytest.fixture(scope="module")
+def pipeline(platform: Live, tmp_path_factory) -> PipelineRun:
+    home = tmp_path_factory.mktemp("airflow")
+    apps_seen: dict[str, str] = {}
+
+    def watch(_state: str) -> None:
+        platform.sample_memory()
+        for app in platform.get("sparkapplications", "-n", JOBS_NS)["items"]:  # the test's view (admin): Airflow
+            # may only get, create and delete the applications it names, not list them
+            apps_seen[app["metadata"]["name"]] = app.get("status", {}).get("applicationState", {}).get("state", "")
+
+    t0 = time.monotonic()
+    with cluster_run.host_airflow(platform, home, AIRFLOW_PORT,
+                                  extra_env={"TRIBUTARY_SPARKAPP_TTL_SECONDS": str(TTL_S)}) as api:
+        platform.report["airflow_ready_s"] = round(time.monotonic() - t0, 1)
+        api.wait_for_dag("fraud_pipeline")
+        api.unpause("fraud_pipeline")
+        run_id = api.trigger("fraud_pipeline", LOGICAL_DATE, CONF)
+        first = _wait_task(api, run_id, "ingest", {"up_for_retry", "failed"}, 900, platform)
+        name = PipelineRun(run_id, "", {}, {}, {}).app_name("ingest", 1)
+        platform.wait_app(name, 120, until={"FAILED"})  # the task fails on the driver; the operator then marks it
+        first_try_app = platform.get("sparkapplication", name, "-n", JOBS_NS)
+        landed = platform.land("--rows", "10000", "--batch-id", BATCH)
+        assert landed and all(key.startswith(f"s3://tributary-lake/landing/batch/{BATCH}/") for key in landed)
+        t0 = time.monotonic()
+        state = api.wait_run("fraud_pipeline", run_id, RUN_TIMEOUT_S, watch)
+        platform.report["pipeline_after_landing_s"] = round(time.monotonic() - t0, 1)
+        tasks = {t["task_id"]: t for t in api.task_instances("fraud_pipeline", run_id)}
+        logs = {(task, n): api.task_log("fraud_pipeline", run_id, task, n)
+                for task, ti in tasks.items() for n in range(1, (ti.get("try_number") or 0) + 1)}
+    platform.report["airflow_task_seconds"] = {t: tasks[t].get("duration") for t in PIPELINE if t in tasks}
+    platform.report["ingest_first_try_state"] = first["state"]
+    return PipelineRun(run_id, state, tasks, logs, first_try_app, apps_seen)
+
+
+def results(log: str) -> list[dict[str, Any]]:
+    return Live.results("\n".join(re.sub(r"^.*?(TRIBUTARY_RESULT )", r"\1", line) for line in log.splitlines()))
+
+
+def test_fraud_pipeline_triggered_through_the_rest_api_succeeds_task_by_task_on_spark_operator(pipeline: PipelineRun):
+    states = {t: pipeline.tasks[t]["state"] for t in PIPELINE}
+    assert pipeline.state == "success", (states, {k: v[-3000:] for k, v in pipeline.logs.items()
+                                                  if pipeline.tasks[k[0]]["state"] != "success"})
+    assert pipeline.tasks["ingest"]["try_number"] == 2  # the late batch's retry
+    found = {}
     for job in PIPELINE:
-        name = platform.apply_app(rendered(job, f"tributary-{job}-{RUN}-1", **PARAMS))
-        state, seconds, status = platform.wait_app(name, APP_TIMEOUT_S)
-        log = platform.driver_log(name)
-        assert state == "COMPLETED", f"{job}: {state} after {seconds}s, {status}\n{log[-4000:]}"
-        # The chart's RBAC and quota were enough: no Kubernetes call of the driver was refused.
-        assert "forbidden" not in log, f"{job}: a refused Kubernetes call\n" + "\n".join(
-            line for line in log.splitlines() if "forbidden" in line)[:3000]
-        emitted = platform.results(log)
-        assert emitted and emitted[-1]["job"] == job, f"{job}: no TRIBUTARY_RESULT in the driver log\n{log[-2000:]}"
-        durations[job], results[job] = seconds, emitted[-1]
-    platform.report["sparkapplication_seconds"] = durations
-    platform.report["results"] = results
-    ingest = results["ingest"]
+        try_number = pipeline.tasks[job]["try_number"]
+        log = pipeline.logs[(job, try_number)]
+        # Each task's SparkApplication, named for the run and the try, reached COMPLETED.
+        assert pipeline.apps_seen.get(pipeline.app_name(job, try_number)) == "COMPLETED", pipeline.apps_seen
+        assert "forbidden" not in log, f"{job}: a refused Kubernetes call\n{log[-3000:]}"
+        emitted = results(log)  # the driver's log, streamed into the task's by the operator
+        assert emitted and emitted[-1]["job"] == job, f"{job}: no TRIBUTARY_RESULT in the task log\n{log[-3000:]}"
+        found[job] = emitted[-1]
+    ingest = found["ingest"]
     assert ingest["rows_landed"] == ingest["rows_ingested"] + ingest["rows_quarantined"] + ingest["rows_duplicate"]
-    assert ingest["rows_quarantined"] > 0
-    if ingest["rows_ingested"]:  # the batch's first ingestion (a fresh cluster, as in `make test`)
-        assert results["features"]["feature_rows"] == ingest["rows_ingested"]
-        assert results["promote"]["decision"] == "promoted"
-    else:  # a developer's cluster where an earlier run ingested it: nothing new, nothing lost
-        assert ingest["rows_duplicate"] > 0
-    assert results["score"]["predictions_rows"] == results["features"]["feature_rows"]
-    assert int(results["score"]["model_version"]) == results["promote"]["champion_version"]
+    assert ingest["rows_quarantined"] > 0 and ingest["rows_ingested"] > 0
+    assert found["features"]["feature_rows"] == ingest["rows_ingested"]
+    assert found["promote"]["decision"] == "promoted"
+    assert found["score"]["predictions_rows"] == found["features"]["feature_rows"]
+    assert int(found["score"]["model_version"]) == found["promote"]["champion_version"]
 
 
-def test_scoring_executors_were_scheduled_on_the_gpu_pool(platform: Live):
-    """The scheduler put scoring's executors on the tainted GPU node (its request, toleration and node selector)
-    and the driver on spark-cpu. Executors are deleted when the application ends, so their placement is read from
-    the scheduler's events; the node has no real GPU, so scoring took its CPU fallback (launcher.gpu.simulated)."""
-    app = platform.get("sparkapplication", f"tributary-score-{RUN}-1", "-n", JOBS_NS)
-    executors = set(app["status"].get("executorState", {}))
-    assert executors, app["status"]
+def test_a_late_batch_fails_the_first_try_with_the_drivers_error_and_the_retry_is_a_new_application(
+        pipeline: PipelineRun, platform: Live):
+    first_log = pipeline.logs[("ingest", 1)]
+    assert f"nothing landed at s3a://tributary-lake/landing/batch/{BATCH}" in first_log, first_log[-3000:]
+    assert pipeline.first_try_app["status"]["applicationState"]["state"] == "FAILED"
+    assert pipeline.first_try_app["spec"]["timeToLiveSeconds"] == TTL_S
+    assert pipeline.apps_seen.get(pipeline.app_name("ingest", 2)) == "COMPLETED"
+    # spark-operator deletes the failed application once its time to live is over.
+    deadline = time.monotonic() + TTL_S + 180
+    name = pipeline.app_name("ingest", 1)
+    while time.monotonic() < deadline:
+        if platform.kubectl("get", "sparkapplication", name, "-n", JOBS_NS, "--ignore-not-found", "-o", "name").stdout == "":
+            break
+        time.sleep(5)
+    else:
+        pytest.fail(f"{name} still exists {TTL_S + 180}s after its run; timeToLiveSeconds {TTL_S}")
+
+
+def test_scoring_executors_and_nothing_else_ran_on_the_gpu_pool(pipeline: PipelineRun, platform: Live):
+    """Read from the scheduler's events (pods are gone when their application is): scoring's executors were bound to
+    the tainted GPU node and its driver to spark-cpu; no pod of ingest, features, train, promote or the stream was
+    ever bound to the GPU node. The node has no real GPU: scoring took its CPU fallback (launcher.gpu.simulated)."""
     scheduled = platform.get("events", "-n", JOBS_NS, "--field-selector", "reason=Scheduled")["items"]
-    placed = {e["involvedObject"]["name"]: e["message"].rsplit(" to ", 1)[-1] for e in scheduled
-              if e["involvedObject"]["name"] in executors}
-    driver = platform.get("pod", f"tributary-score-{RUN}-1-driver", "-n", JOBS_NS)
-    platform.report["score_pod_nodes"] = {"driver": driver["spec"]["nodeName"], "executors": placed}
-    assert placed.keys() == executors, (executors, placed)
-    assert set(placed.values()) == {"tributary-worker2"}
-    assert driver["spec"]["nodeName"] == "tributary-worker"
+    placed: dict[str, set[str]] = {}
+    for event in scheduled:
+        pod = event["involvedObject"]["name"]
+        placed.setdefault(pod, set()).add(event["message"].rsplit(" to ", 1)[-1])
+    by_job: dict[str, dict[str, list[str]]] = {}
+    for pod, nodes in placed.items():
+        job = pod.split("-")[1]
+        by_job.setdefault(job, {}).setdefault(",".join(sorted(nodes)), []).append(pod)
+    platform.report["pod_nodes_by_job"] = {job: {n: len(p) for n, p in nodes.items()} for job, nodes in by_job.items()}
+    digest = pipeline.app_name("score", 1).rsplit("-", 2)[1]
+    score_driver = f"tributary-score-{digest}-1-driver"
+    score_executors = {p: n for p, n in placed.items() if p.startswith("tributary-score-") and "-exec-" in p}
+    assert score_executors and all(n == {"tributary-worker2"} for n in score_executors.values()), score_executors
+    assert placed[score_driver] == {"tributary-worker"}
+    elsewhere = {p: n for p, n in placed.items() if not p.startswith("tributary-score-") and "tributary-worker2" in n}
+    assert not elsewhere, f"pods of other jobs on the GPU node: {elsewhere}"
+    assert {"ingest", "features", "train", "promote", "stream"} <= by_job.keys()
+    # Spark's discovery script ran in the scoring executor and reported the node's (simulated) device; the tasks
+    # were handed none, and the driver says it scored on the CPU.
+    score = results(pipeline.logs[("score", pipeline.tasks["score"]["try_number"])])[-1]
+    platform.report["score_devices"] = {"device": score["device"], "executor_gpus": score["executor_gpus"]}
+    assert score["executor_gpus"] and all(a == ["simulated-0"] for a in score["executor_gpus"].values()), score
+    assert score["device"] == "cpu"
+    assert "scored on the CPU" in pipeline.logs[("score", pipeline.tasks["score"]["try_number"])]
 
 
-def test_the_charts_stream_is_the_rendered_one_and_scores_landed_files(platform: Live):
+def test_the_charts_stream_is_the_rendered_one_and_scores_landed_files(pipeline: PipelineRun, platform: Live):
     chart_app = platform.get("sparkapplication", "tributary-stream", "-n", JOBS_NS)
     as_rendered = yaml.safe_load((REPO_ROOT / "build" / "rendered" / "kind" / "sparkapplications" / "stream.yaml").read_text())
     assert chart_app["spec"] == as_rendered["spec"]
     assert chart_app["spec"]["restartPolicy"]["type"] == "Always"
-    # It started before there was a champion, failed with the no-champion error, and the operator restarts it.
+    # It started before there was a champion, failed with the no-champion error, and the operator restarted it.
+    before = cluster_run.stream_scored(platform)
     platform.land("--target", "landing_stream", "--start", "2026-11-15", "--days", "1", "--rows", "1200",
                   "--files", "2", "--batch-id", "live-stream-1")
-    deadline, scored = time.monotonic() + APP_TIMEOUT_S, 0
     t0 = time.monotonic()
-    while time.monotonic() < deadline and not scored:
-        log = platform.driver_log("tributary-stream")
-        scored = sum(int(n) for n in re.findall(r"stream batch \d+ .*'rows_ingested': (\d+)", log))
-        platform.sample_memory()
-        time.sleep(5)
-    state, _ = platform.app_state("tributary-stream")
+    scored = cluster_run.wait_for_stream(platform, before, 900.0)
     platform.report["stream_first_scored_s"] = round(time.monotonic() - t0, 1)
-    assert scored > 0, f"the stream scored nothing ({state}):\n{log[-3000:]}"
-    assert state == "RUNNING"
     platform.report["stream_rows_scored"] = scored
+    state, _ = platform.app_state("tributary-stream")
+    assert state == "RUNNING"
 
 
-def test_a_failing_main_is_marked_failed_with_the_drivers_error(platform: Live):
-    name = platform.apply_app(rendered("ingest", f"tributary-ingest-{RUN}-fail", **{**PARAMS, "batch_id": "no-such-batch"}))
-    state, seconds, status = platform.wait_app(name, 600)
-    log = platform.driver_log(name)
-    platform.report["failed_app_seconds_to_failed"] = seconds
-    assert state == "FAILED", f"{state}: {status}"
-    assert "nothing landed at s3a://tributary-lake/landing/batch/no-such-batch" in log
-    assert seconds < 300
+def test_the_summary_read_back_on_the_cluster_reconciles(pipeline: PipelineRun, platform: Live):
+    """What `make cluster-run` writes to var/cluster-run-summary.json, with the keys of var/run-summary.json."""
+    summary = cluster_run.cluster_summary(platform)
+    platform.report["summary"] = summary
+    from run_local import summary_problems
+
+    assert summary_problems(summary) == []
+    assert summary["profile"] == "kind" and summary["predictions_unattributed"] == 0
+    assert summary["predictions_rows"] >= summary["rows_ingested"]
+    assert summary["bronze_rows"] >= summary["rows_ingested"] + summary["stream_rows"]

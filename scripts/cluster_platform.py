@@ -1,0 +1,168 @@
+"""The chart on the local cluster (k8s/cluster), driven from this host: kubectl as admin or as the chart's Airflow
+worker (its service account's token, nothing more), data landed in the chart's S3 store, the rendered
+SparkApplications applied and watched. Used by `make cluster-run` (scripts/cluster_run.py) and tests/cluster."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STATE = REPO_ROOT / "var" / "cluster"
+KUBECONFIG = STATE / "kubeconfig"
+BIN = STATE / "bin"
+CLUSTER_PY = REPO_ROOT / "k8s" / "cluster" / "cluster.py"
+RENDERED = REPO_ROOT / "build" / "rendered" / "kind" / "sparkapplications"
+JOBS_NS, RELEASE_NS = "tributary-jobs", "tributary"
+AIRFLOW_SA = "tributary-airflow-worker"
+TERMINAL = {"COMPLETED", "FAILED", "SUBMISSION_FAILED", "FAILING"}
+
+# k8s/cluster/cluster.py is a script, not a package module: loaded by path, registered so its dataclasses resolve.
+_spec = importlib.util.spec_from_file_location("cluster_py", CLUSTER_PY)
+cluster_py = importlib.util.module_from_spec(_spec)
+sys.modules["cluster_py"] = cluster_py
+_spec.loader.exec_module(cluster_py)
+
+
+def run(cmd: list[str], timeout: int = 300, env: dict[str, str] | None = None,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
+    base = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "KUBECONFIG": str(KUBECONFIG)}
+    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, input=input,
+                          env={**base, **(env or {})})
+
+
+class PlatformError(RuntimeError):
+    """A step on the live cluster failed; the message says which and what it printed."""
+
+
+class Platform:
+    """helm/tributary on the running local cluster, seen from the host: as admin, or as the Airflow worker."""
+
+    # --- kubectl -------------------------------------------------------------------------------------------------
+    def kubectl(self, *args: str, kubeconfig: Path = KUBECONFIG, input: str | None = None, timeout: int = 180,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = run([str(BIN / "kubectl"), "--kubeconfig", str(kubeconfig), *args], timeout=timeout, input=input)
+        if check and proc.returncode != 0:
+            raise PlatformError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+    def get(self, *args: str, **kwargs: Any) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", *args, "-o", "json", **kwargs).stdout)
+
+    def on_poll(self) -> None:
+        """Called on every poll of a wait (the tests sample host memory there)."""
+
+    # --- images and chart ----------------------------------------------------------------------------------------
+    def running(self) -> bool:
+        return run([sys.executable, str(CLUSTER_PY), "status"]).returncode == 0
+
+    def push_images(self) -> subprocess.CompletedProcess[str]:
+        """The images `make images-build` built, into the cluster's registry and onto its nodes (cached: seconds)."""
+        return run(["bash", str(REPO_ROOT / "k8s" / "cluster" / "images.sh"), "push"], timeout=1800)
+
+    def install(self) -> subprocess.CompletedProcess[str]:
+        return run(["bash", str(REPO_ROOT / "k8s" / "install.sh"), "kind", "--local-cluster"], timeout=1800)
+
+    # --- the chart's services, from the host --------------------------------------------------------------------
+    def secret(self, ns: str, name: str, key: str) -> str:
+        return base64.b64decode(self.get("secret", name, "-n", ns)["data"][key]).decode()
+
+    def service_endpoint(self, name: str, port: int, ns: str = RELEASE_NS) -> str:
+        """The Service's ClusterIP, which kube-proxy also routes for processes on the host."""
+        return f"http://{self.get('service', name, '-n', ns)['spec']['clusterIP']}:{port}"
+
+    def s3_env(self) -> dict[str, str]:
+        return {
+            "S3_ENDPOINT": self.service_endpoint("tributary-s3", 9000),
+            "AWS_ACCESS_KEY_ID": self.secret(RELEASE_NS, "tributary-object-store", "AWS_ACCESS_KEY_ID"),
+            "AWS_SECRET_ACCESS_KEY": self.secret(RELEASE_NS, "tributary-object-store", "AWS_SECRET_ACCESS_KEY"),
+            "AWS_REGION": "us-east-1",
+        }
+
+    def land(self, *generate_args: str) -> list[str]:
+        """Generate a batch on the host and upload it to the kind profile's landing zone in the S3 store."""
+        proc = run([str(REPO_ROOT / ".venv" / "bin" / "python"), str(REPO_ROOT / "docker" / "spark" / "land-sample.py"),
+                    *generate_args], timeout=300, env={**self.s3_env(), "TRIBUTARY_PROFILE": "kind",
+                                                       "PYTHONPATH": str(REPO_ROOT)})
+        if proc.returncode != 0:
+            raise PlatformError(f"landing {' '.join(generate_args)} failed:\n{proc.stderr[-3000:]}")
+        return [line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("landed ")]
+
+    # --- identities ----------------------------------------------------------------------------------------------
+    def airflow_kubeconfig(self) -> Path:
+        """A kubeconfig holding a token of the chart's Airflow worker service account, and nothing else."""
+        path = STATE / "airflow-worker.kubeconfig"
+        if path.exists():
+            return path
+        token = self.kubectl("create", "token", AIRFLOW_SA, "-n", RELEASE_NS, "--duration=4h").stdout.strip()
+        admin = yaml.safe_load(KUBECONFIG.read_text())
+        cluster = admin["clusters"][0]
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "airflow-worker",
+            "clusters": [cluster],
+            "users": [{"name": AIRFLOW_SA, "user": {"token": token}}],
+            "contexts": [{"name": "airflow-worker", "context": {"cluster": cluster["name"], "user": AIRFLOW_SA,
+                                                                "namespace": JOBS_NS}}],
+        }))
+        path.chmod(0o600)
+        return path
+
+    # --- SparkApplications ----------------------------------------------------------------------------------------
+    def apply_app(self, spec: dict[str, Any]) -> str:
+        """Create a SparkApplication as the Airflow worker would (its service account's RBAC only); one left by an
+        earlier run on a reused cluster is deleted first, as a retry of the task would do."""
+        name = spec["metadata"]["name"]
+        self.kubectl("delete", "sparkapplication", name, "-n", JOBS_NS, "--ignore-not-found", "--wait",
+                     kubeconfig=self.airflow_kubeconfig())
+        self.kubectl("create", "-f", "-", kubeconfig=self.airflow_kubeconfig(), input=json.dumps(spec))
+        return spec["metadata"]["name"]
+
+    def app_state(self, name: str) -> tuple[str, dict[str, Any]]:
+        app = self.get("sparkapplication", name, "-n", JOBS_NS, kubeconfig=self.airflow_kubeconfig())
+        status = app.get("status", {})
+        return status.get("applicationState", {}).get("state", ""), status
+
+    def wait_app(self, name: str, timeout: int = 900, until: set[str] = TERMINAL) -> tuple[str, float, dict]:
+        """Poll the application until one of ``until`` (default: a terminal state); returns state, seconds, status."""
+        t0 = time.monotonic()
+        state, status = "", {}
+        while time.monotonic() - t0 < timeout:
+            state, status = self.app_state(name)
+            self.on_poll()
+            if state in until:
+                break
+            time.sleep(3)
+        return state, round(time.monotonic() - t0, 1), status
+
+    def driver_log(self, name: str) -> str:
+        return self.kubectl("logs", f"{name}-driver", "-n", JOBS_NS, "--tail=-1",
+                            kubeconfig=self.airflow_kubeconfig(), check=False).stdout
+
+    @staticmethod
+    def results(log: str) -> list[dict[str, Any]]:
+        return [json.loads(line.split(" ", 1)[1]) for line in log.splitlines() if line.startswith("TRIBUTARY_RESULT ")]
+
+
+def rendered(job: str, name: str, **params: str) -> dict[str, Any]:
+    """A SparkApplication as `make render` wrote it, with Airflow's per-run templates filled in the way the
+    operator fills them (a run id's hash and the try number in the name, the run's params in the arguments)."""
+    import jinja2
+
+    text = (RENDERED / f"{job}.yaml").read_text()
+    spec = yaml.safe_load(text)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters["ts"] = lambda value: value
+    context = {"params": params, "data_interval_end": params.get("data_interval_end", "2026-12-01T00:00:00+00:00")}
+    spec["spec"]["arguments"] = [env.from_string(a).render(**context) for a in spec["spec"].get("arguments", [])]
+    if "{{" in spec["metadata"]["name"]:
+        spec["metadata"]["name"] = name
+    return spec
