@@ -1,5 +1,5 @@
 """Airflow 3's public REST API (``/api/v2``), as a user or a CI job drives it: a JWT from the auth manager's
-``/auth/token``, then DAGs unpaused, runs triggered or cleared, and their task instances read. Standard library
+``/auth/token``, then DAGs unpaused, runs triggered, and their task instances and logs read. Standard library
 only, so it runs anywhere the DAG files do not need to."""
 
 from __future__ import annotations
@@ -71,19 +71,6 @@ class AirflowAPI:
         run = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
                             {"logical_date": logical_date.isoformat(), "conf": conf})
         return run["dag_run_id"]
-
-    def find_run(self, dag_id: str, logical_date: datetime) -> str | None:
-        """The id of ``dag_id``'s run for the interval at ``logical_date``, if there is one."""
-        reply = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=-logical_date")
-        for run in reply["dag_runs"]:
-            if run.get("logical_date") and datetime.fromisoformat(run["logical_date"].replace("Z", "+00:00")) == logical_date:
-                return run["dag_run_id"]
-        return None
-
-    def clear(self, dag_id: str, run_id: str) -> None:
-        """Run every task of ``run_id`` again (the UI's "Clear"): the same interval, each task a new try."""
-        self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/clear",
-                      {"dry_run": False})
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}")["state"]

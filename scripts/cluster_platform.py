@@ -99,9 +99,10 @@ class Platform:
 
     # --- identities ----------------------------------------------------------------------------------------------
     def airflow_kubeconfig(self) -> Path:
-        """A kubeconfig holding a token of the chart's Airflow worker service account, and nothing else."""
+        """A kubeconfig holding a token of the chart's Airflow worker service account, and nothing else; the token
+        lasts 4 hours, so one older than 3 is replaced."""
         path = STATE / "airflow-worker.kubeconfig"
-        if path.exists():
+        if path.exists() and time.time() - path.stat().st_mtime < 3 * 3600:
             return path
         token = self.kubectl("create", "token", AIRFLOW_SA, "-n", RELEASE_NS, "--duration=4h").stdout.strip()
         admin = yaml.safe_load(KUBECONFIG.read_text())

@@ -8,14 +8,18 @@ After `make cluster-up` (root), each step is the real component:
    same DAG files, the kind profile and a Kubernetes connection holding the chart's Airflow worker identity;
    `fraud_pipeline` is unpaused and triggered through Airflow's REST API, and every task is a
    SparkKubernetesOperator whose SparkApplication spark-operator runs in the job namespace;
-4. a second batch lands for the chart's long-running stream application, which scores it;
+4. a second batch (new transactions each time) lands for the chart's long-running stream application, which
+   scores it;
 5. a `summary` SparkApplication reads the tables and MLflow on the cluster and prints the summary that becomes
    var/cluster-run-summary.json, with the same keys as var/run-summary.json, plus each task's duration.
 
-    python scripts/cluster_run.py [--rows 20000] [--airflow-port 8090] [--rerun]
+    python scripts/cluster_run.py [--rows 20000] [--airflow-port 8090]
 
-``--rerun`` clears the run of the same interval instead of triggering a new one (what "Clear" does in the UI):
-every task runs again as a new try, and ingest and scoring's MERGEs leave bronze and predictions unchanged.
+Running it again is safe: each invocation triggers a new run (its logical date is the trigger time), the same batch
+lands again and ingest's MERGE finds nothing new in it, features, training, the policy and scoring run again, and
+the stream gets a new batch. (Clearing a finished run's tasks does not re-run them yet: the provider's
+``reattach_on_restart`` picks up the first try's succeeded driver pod, which ``delete_on_termination=False`` keeps;
+see docs/kubernetes.md.)
 """
 
 from __future__ import annotations
@@ -40,12 +44,10 @@ from airflow_api import AirflowAPI  # noqa: E402
 from cluster_platform import JOBS_NS, RELEASE_NS, REPO_ROOT, Platform, PlatformError, rendered  # noqa: E402
 
 BATCH_ID = "cluster-batch-0001"
-STREAM_BATCH_ID = "cluster-stream-0001"
-# The interval fraud_pipeline's run covers: fixed (and past: ingest's future check uses its end), so `--rerun`
-# addresses the same one.
-LOGICAL_DATE = datetime(2026, 11, 29, tzinfo=timezone.utc)
+# The stream's batch is new data each time (its id names the landing time; the same seed keeps the same cards), so
+# there is always something for the long-running stream to score; re-landing files it has seen would give it none.
+STREAM_BATCH_PREFIX = "cluster-stream-"
 ADMIN = "admin"
-PIPELINE = ("ingest", "features", "train", "promote", "score")
 
 
 def say(message: str) -> None:
@@ -137,19 +139,13 @@ def _answering(url: str, home: Path) -> str | None:
         return None
 
 
-def run_pipeline(api: AirflowAPI, rerun: bool, timeout: float) -> tuple[str, dict[str, dict]]:
-    """fraud_pipeline for LOGICAL_DATE, triggered (or cleared with ``rerun``) through the REST API; returns the run
-    id and each task's state, try number and duration."""
+def run_pipeline(api: AirflowAPI, logical_date: datetime, timeout: float) -> tuple[str, dict[str, dict]]:
+    """fraud_pipeline for ``logical_date``, triggered through the REST API; returns the run id and each task's
+    state, try number and duration."""
     api.wait_for_dag("fraud_pipeline")
     api.unpause("fraud_pipeline")
-    if rerun:
-        run_id = api.find_run("fraud_pipeline", LOGICAL_DATE)
-        if run_id is None:
-            raise PlatformError("--rerun: no earlier fraud_pipeline run for this interval; run without --rerun first")
-        api.clear("fraud_pipeline", run_id)
-    else:
-        run_id = api.trigger("fraud_pipeline", LOGICAL_DATE, {"batch_id": BATCH_ID})
-    say(f"fraud_pipeline run {run_id} {'cleared' if rerun else 'triggered'}; waiting (each task a SparkApplication)")
+    run_id = api.trigger("fraud_pipeline", logical_date, {"batch_id": BATCH_ID})
+    say(f"fraud_pipeline run {run_id} triggered; waiting (each task a SparkApplication)")
     last = {"state": ""}
 
     def progress(state: str) -> None:
@@ -195,7 +191,7 @@ def cluster_summary(platform: Platform, timeout: int = 900) -> dict:
     """spark_jobs.summary as a SparkApplication on the cluster (the ingest job's spec, image, identity and conf,
     another main): it reads the Delta tables on the S3 store and the champion from the in-cluster MLflow."""
     name = f"tributary-summary-{int(time.time())}"
-    spec = rendered("ingest", name, batch_id="-", data_interval_end=LOGICAL_DATE.isoformat())
+    spec = rendered("ingest", name, batch_id="-")
     spec["metadata"]["name"] = name
     spec["metadata"]["labels"]["tributary.dev/job"] = "summary"
     spec["spec"]["mainApplicationFile"] = "local:///opt/tributary/spark_jobs/summary.py"
@@ -217,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--airflow-port", type=int, default=8090)
     parser.add_argument("--airflow-home", type=Path, default=REPO_ROOT / "var" / "airflow-cluster")
     parser.add_argument("--summary", type=Path, default=REPO_ROOT / "var" / "cluster-run-summary.json")
-    parser.add_argument("--rerun", action="store_true", help="clear and re-run the same interval's fraud_pipeline run")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds fraud_pipeline may take")
     args = parser.parse_args(argv)
     # A TERM (make interrupted, CI cancelled) unwinds like Ctrl-C, so host Airflow is stopped on the way out.
@@ -235,12 +230,13 @@ def main(argv: list[str] | None = None) -> int:
                       "--seed", "42")
         say(f"  {len(landed)} file(s) under s3://tributary-lake/landing/batch/{BATCH_ID}/")
         with host_airflow(platform, args.airflow_home, args.airflow_port) as api:
-            run_id, tasks = run_pipeline(api, args.rerun, args.timeout)
+            run_id, tasks = run_pipeline(api, datetime.now(timezone.utc).replace(microsecond=0), args.timeout)
         for task, info in tasks.items():
             say(f"  {task:<10} {info['state']:<8} try {info['try_number']}  {info['duration_s'] or 0:.0f}s")
         before = stream_scored(platform)
+        stream_batch = STREAM_BATCH_PREFIX + datetime.now(timezone.utc).strftime("%Y%m%dt%H%M%S")
         step("land a second batch for the stream", platform.land, "--target", "landing_stream", "--batch-id",
-             STREAM_BATCH_ID, "--rows", str(max(args.rows // 4, 200)), "--files", "4", "--seed", "42",
+             stream_batch, "--rows", str(max(args.rows // 4, 200)), "--files", "4", "--seed", "42",
              "--start", "2026-11-15", "--days", "1")
         scored = step("wait for the stream to score it", wait_for_stream, platform, before, 1200.0)
         say(f"  the stream scored {scored} row(s)")
