@@ -327,6 +327,28 @@ def existing_chains() -> list[str]:
     return found
 
 
+def disk_problems(cfg: Config) -> list[str]:
+    """The nodes' kubelets evict nothing for disk (as kind's do): a full disk would fail writes instead. So `up`
+    refuses below ``storage.min_free_disk_gib`` on the filesystems that hold the nodes' state and image stores (a node
+    that has not unpacked the Spark image yet needs about 8 GiB for it alone)."""
+    need = float(cfg.storage["min_free_disk_gib"])
+    problems, seen = [], set()
+    for path in (STATE, CACHE):
+        probe = next(p for p in (path, *path.parents) if p.exists())
+        usage = shutil.disk_usage(probe)
+        device = probe.stat().st_dev
+        if device in seen:
+            continue
+        seen.add(device)
+        free = usage.free / 2**30
+        if free < need:
+            problems.append(f"only {free:.1f} GiB free on the filesystem of {path}; the cluster needs "
+                            f"{need:g} GiB (storage.min_free_disk_gib in k8s/cluster/cluster.toml): free some, e.g. "
+                            "`go clean -cache`, `uv cache prune`, or `python3 k8s/cluster/cluster.py down --purge` "
+                            "(removes the nodes' cached images)")
+    return problems
+
+
 def preflight(cfg: Config) -> None:
     problems = []
     if platform.system() != "Linux":
@@ -365,6 +387,7 @@ def preflight(cfg: Config) -> None:
             if net.overlaps(mine):
                 problems.append(f"CIDR {mine} of k8s/cluster/cluster.toml overlaps the host's {where}: "
                                 "change the cluster's CIDRs or remove that network")
+    problems += disk_problems(cfg)
     chains = existing_chains()
     if chains:
         problems.append("iptables already holds Kubernetes/CNI chains (" + ", ".join(chains[:4]) +
@@ -701,9 +724,12 @@ def start_node(cfg: Config, node: Node, pause: str) -> None:
         "containerRuntimeEndpoint": f"unix://{node.socket}",
         "clusterDNS": [cfg.net["dns_service_ip"]], "clusterDomain": cfg.net["cluster_domain"],
         "resolvConf": "/etc/resolv.conf", "registerWithTaints": taints, "serializeImagePulls": False,
-        "evictionHard": {"memory.available": "200Mi", "nodefs.available": "2%", "imagefs.available": "2%",
-                         "nodefs.inodesFree": "2%"},
-        "imageGCHighThresholdPercent": 98, "imageGCLowThresholdPercent": 95,
+        # The nodes share the host's disk, so disk pressure is the host's, not a node's: like kind, never evict or
+        # garbage-collect images for it (a 2 % threshold of a large shared disk evicted running drivers and removed
+        # the GPU node's Spark image). `up` refuses to start without storage.min_free_disk_gib free instead.
+        "evictionHard": {"memory.available": "200Mi", "nodefs.available": "0%", "imagefs.available": "0%",
+                         "nodefs.inodesFree": "0%"},
+        "imageGCHighThresholdPercent": 100,
         "rotateCertificates": False, "serverTLSBootstrap": False, "maxPods": 110,
         "podPidsLimit": 4096, "shutdownGracePeriod": "0s",
         # Each kubelet removes the log directories of pods it does not run: one log root per node.

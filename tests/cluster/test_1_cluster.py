@@ -51,3 +51,13 @@ def test_only_images_a_tag_replaced_are_pruned():
     assert cluster_py.replaced_refs(listing) == [f"{spark}@sha256:old", "sha256:id-old"]
     assert cluster_py.repository("localhost:5001/tributary-local/pause:3.10") == "localhost:5001/tributary-local/pause"
     assert cluster_py.repository("busybox") == "busybox"
+
+
+def test_up_refuses_without_the_free_disk_the_nodes_need():
+    """The kubelets never evict for disk (the host's disk is shared, as kind's nodes share it): `up` checks it first."""
+    from dataclasses import replace
+
+    cfg = cluster_py.load_config()
+    assert cluster_py.disk_problems(replace(cfg, storage={**cfg.storage, "min_free_disk_gib": 0})) == []
+    problems = cluster_py.disk_problems(replace(cfg, storage={**cfg.storage, "min_free_disk_gib": 10**9}))
+    assert problems and all("storage.min_free_disk_gib" in p and "GiB free" in p for p in problems)
