@@ -8,6 +8,7 @@ import base64
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -60,6 +61,26 @@ class Platform:
 
     def on_poll(self) -> None:
         """Called on every poll of a wait (the tests sample host memory there)."""
+
+    def trouble(self) -> str:
+        """What the cluster says went wrong, for a failure message: node conditions other than healthy (pressure, not
+        Ready) and the latest Warning events in the chart's and the jobs' namespaces (evictions, OOM kills, back-offs,
+        failed scheduling)."""
+        lines = []
+        nodes = self.kubectl("get", "nodes", "-o", "json", check=False)
+        for node in json.loads(nodes.stdout or '{"items": []}')["items"]:
+            for cond in node.get("status", {}).get("conditions", []):
+                if (cond["type"] == "Ready") != (cond["status"] == "True"):
+                    lines.append(f"node {node['metadata']['name']}: {cond['type']}={cond['status']} {cond.get('message', '')}")
+        for ns in (RELEASE_NS, JOBS_NS):
+            events = self.kubectl("get", "events", "-n", ns, "--field-selector", "type=Warning", "-o", "json",
+                                  check=False)
+            items = json.loads(events.stdout or '{"items": []}')["items"]
+            items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+            for e in items[-25:]:
+                lines.append(f"{ns} {e['involvedObject'].get('kind')}/{e['involvedObject'].get('name')}: "
+                             f"{e.get('reason')} x{e.get('count') or 1}: {(e.get('message') or '')[:300]}")
+        return "\n".join(lines) or "(no unhealthy node condition, no Warning event)"
 
     # --- images and chart ----------------------------------------------------------------------------------------
     def running(self) -> bool:
@@ -151,6 +172,17 @@ class Platform:
     @staticmethod
     def results(log: str) -> list[dict[str, Any]]:
         return [json.loads(line.split(" ", 1)[1]) for line in log.splitlines() if line.startswith("TRIBUTARY_RESULT ")]
+
+
+ERROR_LINE = re.compile(r"Traceback|Error|Exception|FAILED|Killed|ExitCode|exit code|OOM|Evict|forbidden")
+
+
+def error_lines(log: str, limit: int = 40) -> str:
+    """The lines of a task or driver log that say what failed (exceptions, errors, kills), without Java stack frames:
+    a log's tail is often only the shutdown that followed."""
+    hits = [line[:600] for line in log.splitlines()
+            if ERROR_LINE.search(line) and not line.lstrip().startswith("at ") and "\tat " not in line]
+    return "\n".join(hits[-limit:])
 
 
 def rendered(job: str, name: str, **params: str) -> dict[str, Any]:

@@ -41,7 +41,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
                 str(Path(__file__).resolve().parents[1] / "dags")]
 
 from airflow_api import AirflowAPI  # noqa: E402
-from cluster_platform import JOBS_NS, RELEASE_NS, REPO_ROOT, Platform, PlatformError, rendered  # noqa: E402
+from cluster_platform import (  # noqa: E402
+    JOBS_NS, RELEASE_NS, REPO_ROOT, Platform, PlatformError, error_lines, rendered)
 
 BATCH_ID = "cluster-batch-0001"
 # The stream's batch is new data each time (its id names the landing time; the same seed keeps the same cards), so
@@ -139,7 +140,8 @@ def _answering(url: str, home: Path) -> str | None:
         return None
 
 
-def run_pipeline(api: AirflowAPI, logical_date: datetime, timeout: float) -> tuple[str, dict[str, dict]]:
+def run_pipeline(api: AirflowAPI, logical_date: datetime, timeout: float,
+                 platform: Platform | None = None) -> tuple[str, dict[str, dict]]:
     """fraud_pipeline for ``logical_date``, triggered through the REST API; returns the run id and each task's
     state, try number and duration."""
     api.wait_for_dag("fraud_pipeline")
@@ -158,9 +160,11 @@ def run_pipeline(api: AirflowAPI, logical_date: datetime, timeout: float) -> tup
              for t in api.task_instances("fraud_pipeline", run_id)}
     if state != "success":
         failed = [t for t, info in tasks.items() if info["state"] not in ("success", None)]
-        tails = "\n".join(f"--- {t} ---\n{api.task_log('fraud_pipeline', run_id, t, tasks[t]['try_number'])[-3000:]}"
-                          for t in failed)
-        raise PlatformError(f"fraud_pipeline run {run_id} ended '{state}'; tasks {tasks}\n{tails}")
+        tails = "\n".join(f"--- {t}, try {n}: what failed ---\n{error_lines(log)}\n--- its tail ---\n{log[-1500:]}"
+                          for t in failed for n in range(1, tasks[t]["try_number"] + 1)
+                          for log in [api.task_log("fraud_pipeline", run_id, t, n)])
+        cluster = f"\n--- the cluster ---\n{platform.trouble()}" if platform else ""
+        raise PlatformError(f"fraud_pipeline run {run_id} ended '{state}'; tasks {tasks}\n{tails}{cluster}")
     return run_id, tasks
 
 
@@ -230,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                       "--seed", "42")
         say(f"  {len(landed)} file(s) under s3://tributary-lake/landing/batch/{BATCH_ID}/")
         with host_airflow(platform, args.airflow_home, args.airflow_port) as api:
-            run_id, tasks = run_pipeline(api, datetime.now(timezone.utc).replace(microsecond=0), args.timeout)
+            run_id, tasks = run_pipeline(api, datetime.now(timezone.utc).replace(microsecond=0), args.timeout, platform)
         for task, info in tasks.items():
             say(f"  {task:<10} {info['state']:<8} try {info['try_number']}  {info['duration_s'] or 0:.0f}s")
         before = stream_scored(platform)

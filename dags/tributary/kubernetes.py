@@ -8,7 +8,9 @@ The spec is ``tributary.sparkapp.render_application`` (template + profile + job 
   application, waits for the driver, streams the driver log into the task log (``get_logs``) and fails the task
   when the driver fails. The name already carries the run and the try, so the provider's random suffix is off.
   Finished applications stay for inspection until spark-operator's ``timeToLiveSeconds`` removes them;
-  ``reattach_on_restart`` lets a restarted worker pick up a running driver instead of submitting twice.
+  ``reattach_on_restart`` lets a restarted worker pick up a running driver instead of submitting twice, and
+  ``on_finish_action="keep_pod"`` has the provider label every finished driver ``already_checked``, so that clearing a
+  finished task runs it again (a new application) rather than reattaching to the kept driver of the earlier try.
 - The streaming job: ``EnsureSparkApplicationOperator`` (tributary.streaming_operator), which keeps the one
   long-running application present and never starts a second one (one query per checkpoint).
 
@@ -33,6 +35,9 @@ def operator_options(profile: Profile) -> dict[str, Any]:
         "kubernetes_conn_id": launcher["kubernetes_conn_id"],
         "get_logs": True,
         "delete_on_termination": False,
+        # The driver pod stays (with its application) and is labelled already_checked once the task is done with it,
+        # succeeded or failed: a cleared task then submits a new application instead of reattaching to the old one.
+        "on_finish_action": "keep_pod",
         "reattach_on_restart": True,
         "startup_timeout_seconds": int(launcher["startup_timeout_seconds"]),
         "random_name_suffix": False,

@@ -48,6 +48,7 @@ def test_dag_tasks_are_spark_kubernetes_operators_with_the_rendered_spec(rendere
         assert task.get_logs and task.reattach_on_restart  # the driver log goes to the task log
         assert task.random_name_suffix is False  # the name already carries run and try
         assert task.delete_on_termination is False  # spec.timeToLiveSeconds cleans up
+        assert task.on_finish_action.value == "keep_pod"  # and a finished driver is labelled already_checked
 
 
 def test_dag_files_are_the_same_for_every_profile(tasks_by_profile):
@@ -107,9 +108,25 @@ def test_a_retry_gets_a_new_name_and_a_failed_driver_fails_the_task(rendered, ta
     names = sorted(cluster.apps)
     assert len(names) == 2 and names[0][:-2] == names[1][:-2] and {n[-2:] for n in names} == {"-1", "-2"}
     allowed = _role_rules(rendered, "kind", "tributary-airflow-worker")
-    # Outside the Role only: labelling a failed driver pod "already_checked" (best effort, errors ignored; failed
-    # pods are excluded from reattachment anyway) and reading pod events for the log.
-    assert set(cluster.requests) - allowed <= {("", "pods", "patch"), ("", "events", "list")}
+    # Outside the Role only: reading pod events for the failed try's log (best effort, a warning without it).
+    assert set(cluster.requests) - allowed <= {("", "events", "list")}
+    # Both drivers were labelled already_checked (a patch the Role allows: refused, it would raise and hide the
+    # task's real error).
+    assert {app: labels.get("already_checked") for app, labels in cluster.extra_labels.items()} == dict.fromkeys(names, "True")
+
+
+def test_a_cleared_task_that_had_succeeded_runs_again_as_a_new_application(rendered, tasks_by_profile):
+    """Clearing a finished task in the UI: the new try submits a new application instead of reattaching to the kept,
+    succeeded driver of the earlier try (which the provider's reattach would find by its task labels)."""
+    cluster = fake_kube.Cluster(driver_phase="Succeeded", driver_log=b'TRIBUTARY_RESULT {"job": "score"}\n')
+    _run(tasks_by_profile["kind"]["score"], cluster, try_number=1)
+    (first,) = cluster.apps
+    assert cluster.extra_labels[first] == {"already_checked": "True"}
+    creates = lambda: [r for r in cluster.requests if r == (SPARK, "sparkapplications", "create")]  # noqa: E731
+    assert len(creates()) == 1
+    _run(tasks_by_profile["kind"]["score"], cluster, try_number=2)
+    assert len(creates()) == 2 and sorted(cluster.apps) == sorted({first, first[:-2] + "-2"})
+    assert set(cluster.requests) <= _role_rules(rendered, "kind", "tributary-airflow-worker")
 
 
 def test_the_worker_role_is_exactly_what_the_operator_needs(rendered):
@@ -117,7 +134,7 @@ def test_the_worker_role_is_exactly_what_the_operator_needs(rendered):
         assert _role_rules(rendered, profile, "tributary-airflow-worker") == {
             *((SPARK, "sparkapplications", v) for v in ("create", "get", "watch", "delete")),
             (SPARK, "sparkapplications/status", "get"),
-            *(("", "pods", v) for v in ("get", "list", "watch")),
+            *(("", "pods", v) for v in ("get", "list", "watch", "patch")),
             ("", "pods/log", "get"),
         }
         driver = _role_rules(rendered, profile, "tributary-spark-driver")
