@@ -185,6 +185,12 @@ def error_lines(log: str, limit: int = 40) -> str:
     return "\n".join(hits[-limit:])
 
 
+def failure_report(logs: dict[tuple[str, int], str]) -> str:
+    """For each (task, try) log: the lines that say what failed, then its tail."""
+    return "\n".join(f"--- {task}, try {n}: what failed ---\n{error_lines(log)}\n--- its tail ---\n{log[-1500:]}"
+                     for (task, n), log in logs.items())
+
+
 def rendered(job: str, name: str, **params: str) -> dict[str, Any]:
     """A SparkApplication as `make render` wrote it, with Airflow's per-run templates filled in the way the
     operator fills them (a run id's hash and the try number in the name, the run's params in the arguments)."""

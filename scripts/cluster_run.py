@@ -42,7 +42,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 
 from airflow_api import AirflowAPI  # noqa: E402
 from cluster_platform import (  # noqa: E402
-    JOBS_NS, RELEASE_NS, REPO_ROOT, Platform, PlatformError, error_lines, rendered)
+    JOBS_NS, RELEASE_NS, REPO_ROOT, Platform, PlatformError, failure_report, rendered)
 
 BATCH_ID = "cluster-batch-0001"
 # The stream's batch is new data each time (its id names the landing time; the same seed keeps the same cards), so
@@ -160,9 +160,8 @@ def run_pipeline(api: AirflowAPI, logical_date: datetime, timeout: float,
              for t in api.task_instances("fraud_pipeline", run_id)}
     if state != "success":
         failed = [t for t, info in tasks.items() if info["state"] not in ("success", None)]
-        tails = "\n".join(f"--- {t}, try {n}: what failed ---\n{error_lines(log)}\n--- its tail ---\n{log[-1500:]}"
-                          for t in failed for n in range(1, tasks[t]["try_number"] + 1)
-                          for log in [api.task_log("fraud_pipeline", run_id, t, n)])
+        tails = failure_report({(t, n): api.task_log("fraud_pipeline", run_id, t, n)
+                                for t in failed for n in range(1, tasks[t]["try_number"] + 1)})
         cluster = f"\n--- the cluster ---\n{platform.trouble()}" if platform else ""
         raise PlatformError(f"fraud_pipeline run {run_id} ended '{state}'; tasks {tasks}\n{tails}{cluster}")
     return run_id, tasks

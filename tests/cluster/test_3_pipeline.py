@@ -29,7 +29,7 @@ from tests.cluster.live import JOBS_NS, Live
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import cluster_run  # noqa: E402
-from cluster_platform import error_lines  # noqa: E402
+from cluster_platform import failure_report  # noqa: E402
 
 # New batches each session, so that on a developer's reused cluster too the batch is late and the stream has new files.
 SESSION = time.strftime("%Y%m%dt%H%M%S", time.gmtime())
@@ -122,8 +122,7 @@ def results(log: str) -> list[dict[str, Any]]:
 def test_fraud_pipeline_triggered_through_the_rest_api_succeeds_task_by_task_on_spark_operator(
         pipeline: PipelineRun, platform: Live):
     states = {t: pipeline.tasks[t]["state"] for t in PIPELINE}
-    failed = "\n".join(f"--- {task}, try {n}: what failed ---\n{error_lines(log)}\n--- its tail ---\n{log[-1500:]}"
-                       for (task, n), log in pipeline.logs.items() if pipeline.tasks[task]["state"] != "success")
+    failed = failure_report({k: log for k, log in pipeline.logs.items() if pipeline.tasks[k[0]]["state"] != "success"})
     assert pipeline.state == "success", f"{states}\n{failed}\n--- the cluster ---\n{pipeline.trouble}"
     assert pipeline.tasks["ingest"]["try_number"] == 2  # the late batch's retry
     found = {}
