@@ -37,7 +37,7 @@ from spark_jobs.config import REPO_ROOT
 from spark_jobs.features import FEATURE_COLUMNS
 from spark_jobs.model import METRIC_NAMES, evaluate, predict_proba
 from spark_jobs.session import build_session
-from spark_jobs.tracking import configure_mlflow
+from spark_jobs.tracking import TrackingUnavailable, configure_mlflow
 from spark_jobs.train import CHALLENGER_ALIAS, FEATURE_TABLE, collect_split, time_split, to_xy
 
 if TYPE_CHECKING:
@@ -343,9 +343,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args, profile = parse_job_args(parser, argv)
     from mlflow import MlflowClient
 
-    configure_mlflow(profile)
-    client, name = MlflowClient(), profile.mlflow["model_name"]
+    name = profile.mlflow["model_name"]
     try:
+        configure_mlflow(profile)  # before the client: it keeps the tracking URI it was created with
+        client = MlflowClient()
         if args.rollback:
             result = rollback(client, name)
         elif args.version is not None:
@@ -357,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 raise PromotionError(f"model '{name}' has no @{CHALLENGER_ALIAS}; run spark_jobs.train first")
             holdout = lambda: load_holdout(build_session(profile, "tributary-promote"), profile, policy)  # noqa: E731
             result = gate(client, name, policy, challenger, holdout)
-    except (PromotionError, PolicyError) as exc:
+    except (PromotionError, PolicyError, TrackingUnavailable) as exc:
         fail(str(exc))
     emit_result("promote", result)
     return result

@@ -30,6 +30,7 @@ from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
 from spark_jobs.scoring import NoChampionError, resolve_champion, score_features, scoring_devices
 from spark_jobs.session import build_session
+from spark_jobs.tracking import TrackingUnavailable
 
 FEATURE_TABLE = "features_card"
 PREDICTIONS = "predictions"
@@ -67,9 +68,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--start", type=utc_datetime, help="only event_time >= START (ISO-8601, UTC if naive)")
     parser.add_argument("--end", type=utc_datetime, help="only event_time < END (ISO-8601, UTC if naive)")
     args, profile = parse_job_args(parser, argv)
-    try:
+    try:  # before Spark starts and before any write: an MLflow that is down fails here, with nothing written
         champion = resolve_champion(profile)
-    except NoChampionError as exc:
+    except (NoChampionError, TrackingUnavailable) as exc:
         fail(str(exc))
     spark = build_session(profile, "tributary-score")
     catalog = profile.catalog

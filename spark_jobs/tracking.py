@@ -2,7 +2,10 @@
 
 ``configure_mlflow(profile)`` points this process at the profile's tracking server and model registry, creates the
 experiment (with the profile's artifact root) when it is missing, makes it the active experiment and returns its
-id. Nothing here reads the environment: the profile already expanded ``${...}`` references.
+id. Nothing here reads the environment: the profile already expanded ``${...}`` references. A tracking server
+(an ``http(s)://`` URI) that does not answer its health check within ``HEALTH_WAIT_S`` raises
+``TrackingUnavailable`` with the URI and the cause, before anything is read or written: MLflow's client would
+otherwise retry each call for minutes and end with a bare connection error.
 
 Usage::
 
@@ -12,12 +15,47 @@ Usage::
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 from spark_jobs.config import Profile
 
 SQLITE_PREFIX = "sqlite:///"
+HEALTH_WAIT_S = 20.0
+
+
+class TrackingUnavailable(RuntimeError):
+    """The profile's MLflow tracking server did not answer; the message says where and what to do."""
+
+
+def check_tracking_server(tracking_uri: str, wait_s: float | None = None) -> None:
+    """Raise ``TrackingUnavailable`` unless an ``http(s)://`` tracking server answers ``/health`` within ``wait_s``
+    (retried every few seconds: a server that is restarting gets that long). Other stores (SQLite, files) pass."""
+    import urllib.error
+    import urllib.request
+
+    if urlparse(tracking_uri).scheme not in ("http", "https"):
+        return
+    wait_s = HEALTH_WAIT_S if wait_s is None else wait_s
+    url = tracking_uri.rstrip("/") + "/health"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                if reply.status == 200:
+                    return
+                cause = f"HTTP {reply.status}"
+        except urllib.error.HTTPError as exc:
+            cause = f"HTTP {exc.code}"
+        except OSError as exc:  # refused, unreachable, DNS, timeout
+            cause = str(getattr(exc, "reason", exc))
+        if time.monotonic() >= deadline:
+            raise TrackingUnavailable(
+                f"the MLflow tracking server at {tracking_uri} did not answer {url} for {wait_s:.0f}s ({cause}); "
+                "nothing was read or written. Start it (on Kubernetes: kubectl -n tributary get pods -l "
+                "app.kubernetes.io/component=mlflow) or fix the profile's mlflow.tracking_uri, then retry")
+        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
 
 
 def artifact_location(root: str) -> str:
@@ -41,12 +79,14 @@ def _prepare_local_store(tracking_uri: str, artifact_uri: str) -> None:
 
 
 def configure_mlflow(profile: Profile) -> str:
-    """Set the tracking and registry URI from ``profile``, ensure its experiment exists, activate it, return its id."""
+    """Set the tracking and registry URI from ``profile``, ensure its experiment exists, activate it, return its id;
+    ``TrackingUnavailable`` when its tracking server does not answer."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     cfg = profile.mlflow
     tracking_uri = cfg["tracking_uri"]
+    check_tracking_server(tracking_uri)
     artifacts = artifact_location(cfg["artifact_root"])
     _prepare_local_store(tracking_uri, artifacts)
     mlflow.set_tracking_uri(tracking_uri)

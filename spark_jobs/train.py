@@ -33,7 +33,7 @@ from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
 from spark_jobs.features import FEATURE_COLUMNS
 from spark_jobs.model import TrainConfig, evaluate, fit, pr_curve_figure, predict_proba
 from spark_jobs.session import build_session
-from spark_jobs.tracking import configure_mlflow
+from spark_jobs.tracking import TrackingUnavailable, configure_mlflow
 
 if TYPE_CHECKING:
     import numpy as np
@@ -180,7 +180,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     spark = build_session(profile, "tributary-train")
     if not io.table_exists(spark, profile.catalog, FEATURE_TABLE):
         fail(f"no {FEATURE_TABLE} table at {profile.catalog.uri(FEATURE_TABLE)}; run spark_jobs.features first")
-    configure_mlflow(profile)
+    try:
+        configure_mlflow(profile)
+    except TrackingUnavailable as exc:
+        fail(str(exc))
     version = io.table_version(spark, profile.catalog, FEATURE_TABLE)
     fit_rows, holdout = time_split(io.read_table(spark, profile.catalog, FEATURE_TABLE, version), args.holdout_fraction)
     options = {"model_name": profile.mlflow["model_name"], "feature_table_version": version,

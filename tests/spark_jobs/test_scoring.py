@@ -182,3 +182,27 @@ def test_batch_scoring_leaves_stream_scored_transactions_to_the_stream(spark: Sp
     kept = score.not_stream_scored(features, streamed)
     assertDataFrameEqual(kept, spark.createDataFrame([("t1", 1.0), ("t3", 3.0)], features.schema))
     assertDataFrameEqual(score.not_stream_scored(features, None), features)
+
+
+def test_score_with_the_tracking_server_down_fails_fast_with_the_cause_and_writes_nothing(
+        tributary_home, monkeypatch, capsys) -> None:
+    """The standalone profile's tracking server ($MLFLOW_TRACKING_URI) that does not answer (nothing listens on the port) stops score before Spark starts: the
+    message names the server and the cause, and no predictions table is created."""
+    import socket
+
+    from spark_jobs import tracking
+    from spark_jobs.config import load_profile
+
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(tracking, "HEALTH_WAIT_S", 2.0)
+    with pytest.raises(SystemExit) as stopped:
+        score.main(["--profile", "standalone"])
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert f"the MLflow tracking server at http://127.0.0.1:{port} did not answer" in err
+    assert "refused" in err.lower() and "nothing was read or written" in err
+    catalog = load_profile("standalone").catalog
+    assert not os.path.exists(catalog.uri("predictions").removeprefix("file://"))
