@@ -55,6 +55,7 @@ from spark_jobs.ingest import IngestPlan, outcome_counts, plan_ingest, reconcile
 from spark_jobs.schema import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 from spark_jobs.scoring import ChampionModel, NoChampionError, resolve_champion, score_features
 from spark_jobs.session import build_session
+from spark_jobs.tracking import TrackingUnavailable
 from spark_jobs.validation import conform, validate_lines
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def txn_app_id(query_id: str) -> str:
 # --- sources --------------------------------------------------------------------------------------------------
 
 
-def _files_source(spark: "SparkSession", profile: Profile) -> DataFrame:
+def _files_source(spark: "SparkSession", profile: Profile, wait_for_files: bool = False) -> DataFrame:
     uri = profile.catalog.uri("landing_stream")
     reader = (
         spark.readStream.format("text")
@@ -133,9 +134,16 @@ def _files_source(spark: "SparkSession", profile: Profile) -> DataFrame:
     except AnalysisException as exc:  # the folder must exist before the query starts
         if "PATH_NOT_FOUND" not in str(exc):
             raise
-        raise ConfigError(
-            f"landing_stream folder {uri} does not exist; land files first (python -m spark_jobs.generate)"
-        ) from exc
+        if not wait_for_files:
+            raise ConfigError(
+                f"landing_stream folder {uri} does not exist; land files first (python -m spark_jobs.generate)"
+            ) from exc
+        # A long-running stream started before anything landed (a fresh install) creates its empty folder and
+        # waits for files, instead of failing into its cluster manager's restart backoff.
+        path = spark._jvm.org.apache.hadoop.fs.Path(uri)
+        path.getFileSystem(spark._jsc.hadoopConfiguration()).mkdirs(path)
+        log.info("landing_stream folder %s did not exist: created it; waiting for files", uri)
+        lines = reader.load(uri)
     return lines.select(F.col("value"), F.col("_metadata.file_path").alias("source_file"))
 
 
@@ -162,14 +170,19 @@ SOURCES: dict[str, Callable[["SparkSession", Profile], DataFrame]] = {
 }
 
 
-def build_source(spark: "SparkSession", profile: Profile, kind: str | None = None) -> DataFrame:
+def build_source(spark: "SparkSession", profile: Profile, kind: str | None = None,
+                 wait_for_files: bool = False) -> DataFrame:
     """The streaming DataFrame of landed lines (``value``, ``source_file``) from source ``kind``.
 
-    ``kind`` defaults to the profile's ``streaming.source``; see ``SOURCES``.
+    ``kind`` defaults to the profile's ``streaming.source``; see ``SOURCES``. A missing landing folder is a
+    ``ConfigError`` (nothing landed: a scheduled ``available_now`` run has nothing to do), unless ``wait_for_files``
+    (a long-running ``processing_time`` query), which creates it and waits.
     """
     kind = kind or profile.streaming["source"]
     if kind not in SOURCES:
         raise ConfigError(f"unknown streaming source '{kind}'; known: {sorted(SOURCES)}")
+    if kind == "files":
+        return _files_source(spark, profile, wait_for_files)
     return SOURCES[kind](spark, profile)
 
 
@@ -260,11 +273,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:
         champion = resolve_champion(profile)  # before Spark starts: no champion, no query
         spark = build_session(profile, "tributary-stream")
-        lines = build_source(spark, profile)
-    except (NoChampionError, ConfigError) as exc:
+        trigger = args.trigger or profile.streaming["trigger"]
+        lines = build_source(spark, profile, wait_for_files=trigger == "processing_time")
+    except (NoChampionError, ConfigError, TrackingUnavailable) as exc:
         fail(str(exc))
     sink = StreamSink(profile, champion)
-    start_query(lines, sink, profile, args.trigger or profile.streaming["trigger"], args.interval).awaitTermination()
+    start_query(lines, sink, profile, trigger, args.interval).awaitTermination()
     result = {
         "profile": profile.name,
         "model_version": champion.version,

@@ -99,6 +99,14 @@ def test_files_source_needs_the_landing_folder(local_profile: Profile, spark: Sp
         build_source(spark, local_profile, "files")
 
 
+def test_a_long_running_files_source_creates_the_missing_folder_and_waits(
+        local_profile: Profile, spark: SparkSession, tmp_path) -> None:
+    folder = tmp_path / "var" / "landing" / "stream"
+    assert not folder.exists()
+    lines = build_source(spark, local_profile, "files", wait_for_files=True)
+    assert folder.is_dir() and lines.isStreaming and lines.columns == ["value", "source_file"]
+
+
 def test_files_source_reads_lines_with_their_file(local_profile: Profile, spark: SparkSession, tmp_path) -> None:
     landing = local_profile.catalog.uri("landing_stream")
     (tmp_path / "var" / "landing" / "stream" / "day=1").mkdir(parents=True)
