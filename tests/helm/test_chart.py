@@ -64,7 +64,7 @@ def test_every_values_key_is_in_the_schema_and_documented_identically():
         for key, value in node.items():
             path = f"{prefix}.{key}" if prefix else key
             yield path
-            if isinstance(value, dict) and path not in PASSTHROUGH and path != "systemNodeSelector" \
+            if isinstance(value, dict) and path not in PASSTHROUGH and not path.endswith(("systemNodeSelector", ".nodeSelector")) \
                     and not path.startswith("cloud.serviceAccountAnnotations."):  # fmt: skip
                 yield from keys(value, path)
 
@@ -213,6 +213,7 @@ def test_what_must_not_render(staged_chart):
     ("profile", "extra", "message"),
     [
         ("eks", ["--set", "s3Store.enabled=true"], "s3Store.enabled is for kind and minikube"),
+        ("eks", ["--set", "historyServer.enabled=true"], 'historyServer.enabled is for kind and minikube: profile "eks"'),
         ("kind", ["--set", "minio.enabled=true"], "minio was removed: MinIO's community images are gone"),
         ("kind", ["--set", "cloud.provider=eks"], 'profile "kind" and cloud.provider "eks" differ'),
         ("kind", ["--set", "cloud.database.host=db.example"], "postgresql.enabled deploys an in-cluster database"),

@@ -93,6 +93,9 @@ Invalid combinations fail at render time with the reason and the fix.
 {{- if and .Values.streaming.enabled (not .Values.mlflow.enabled) -}}
 {{- fail "streaming.enabled scores with the @champion model from MLflow: keep mlflow.enabled=true" -}}
 {{- end -}}
+{{- if and .Values.historyServer.enabled (not $local) -}}
+{{- fail (printf "historyServer.enabled is for kind and minikube: profile %q writes no Spark event logs yet; set historyServer.enabled=false" .Values.profile) -}}
+{{- end -}}
 {{- if and .Values.priorityClasses.create (or (le (int .Values.priorityClasses.platform) (int .Values.priorityClasses.streaming)) (le (int .Values.priorityClasses.streaming) (int .Values.priorityClasses.batch))) -}}
 {{- fail "priorityClasses must be ordered platform > streaming > batch" -}}
 {{- end -}}
