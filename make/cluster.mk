@@ -5,7 +5,7 @@
 CLUSTER_PY := python3 k8s/cluster/cluster.py
 export KUBECONFIG_LOCAL := $(CURDIR)/var/cluster/kubeconfig
 
-.PHONY: host-packages cluster-build cluster-up cluster-down cluster-status cluster-install images images-build docker-images
+.PHONY: host-packages cluster-build cluster-up cluster-down cluster-status cluster-install cluster-run cluster-promote images images-build docker-images
 
 host-packages: ## install the Debian packages the local cluster and the image builds need (apt; root)
 	@k8s/cluster/host-packages.sh
@@ -48,3 +48,7 @@ cluster-install: render ## install helm/tributary on the local cluster (values-k
 cluster-run: images-build k8s-tools ## on the local cluster (cluster-up first): images, chart, fraud_pipeline via Airflow's REST API, stream, summary
 	$(RUN) python scripts/render_k8s.py --profile kind
 	PATH=$(CURDIR)/var/cluster/bin:$$PATH $(RUN) python scripts/cluster_run.py $(if $(ROWS),--rows $(ROWS))
+
+cluster-promote: ## point @champion at a registered model version by hand on the local cluster: make cluster-promote VERSION=N
+	@[ -n "$(VERSION)" ] || { echo "cluster-promote: set VERSION=N (a registered version of tributary-fraud)"; exit 2; }
+	PATH=$(CURDIR)/var/cluster/bin:$$PATH $(RUN) python scripts/cluster_run.py --promote-version $(VERSION)

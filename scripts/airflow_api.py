@@ -72,12 +72,12 @@ class AirflowAPI:
                             {"logical_date": logical_date.isoformat(), "conf": conf})
         return run["dag_run_id"]
 
-    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
-        """Clear one task of a run, finished or not, as the UI's "Clear" does: the run goes back to queued and the
-        task runs again as its next try. Returns the cleared task instances."""
+    def clear_tasks(self, dag_id: str, run_id: str, *task_ids: str) -> list[dict[str, Any]]:
+        """Clear tasks of a run, finished or not, as the UI's "Clear" does (downstream tasks untouched): the run goes
+        back to queued and each task runs again as its next try. Returns the cleared task instances."""
         reply = self._request("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances",
-                              {"dag_run_id": run_id, "task_ids": [task_id], "dry_run": False, "only_failed": False,
-                               "reset_dag_runs": True})
+                              {"dag_run_id": run_id, "task_ids": list(task_ids), "dry_run": False,
+                               "only_failed": False, "reset_dag_runs": True})
         return reply["task_instances"]
 
     def run_state(self, dag_id: str, run_id: str) -> str:

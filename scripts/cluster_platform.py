@@ -12,8 +12,9 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -108,6 +109,73 @@ class Platform:
             "AWS_SECRET_ACCESS_KEY": self.secret(RELEASE_NS, "tributary-object-store", "AWS_SECRET_ACCESS_KEY"),
             "AWS_REGION": "us-east-1",
         }
+
+    @contextmanager
+    def port_forward(self, service: str, port: int, ns: str = RELEASE_NS, timeout: float = 30) -> Iterator[str]:
+        """``kubectl port-forward svc/<service>`` to a free local port, as a user reaches a chart's UI; yields
+        ``http://127.0.0.1:<port>`` and stops the forward (by PID) on the way out. MLflow answers only host names it
+        allows (tributary-mlflow, localhost), not the Service's ClusterIP, so its clients go through here."""
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            local = s.getsockname()[1]
+        proc = subprocess.Popen([str(BIN / "kubectl"), "--kubeconfig", str(KUBECONFIG), "port-forward", "-n", ns,
+                                 f"svc/{service}", f"{local}:{port}", "--address", "127.0.0.1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", local), timeout=1):
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        out = proc.stdout.read() if proc.poll() is not None else ""
+                        raise PlatformError(f"kubectl port-forward svc/{service} did not listen: {out[-1000:]}")
+                    time.sleep(0.3)
+            yield f"http://127.0.0.1:{local}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    @contextmanager
+    def mlflow_env(self) -> Iterator[dict[str, str]]:
+        """What a process on this host needs to use the chart's MLflow as the jobs do: MLFLOW_TRACKING_URI (the kind
+        profile reads it) through a port-forward to the Service, and the jobs' client credentials
+        (tributary-mlflow-client)."""
+        secret = "tributary-mlflow-client"
+        creds = {key: self.secret(JOBS_NS, secret, key) for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+        with self.port_forward("tributary-mlflow", 5000) as url:
+            yield {"MLFLOW_TRACKING_URI": url, **creds}
+
+    def history(self, path: str, timeout: float = 30) -> Any:
+        """GET ``/api/v1<path>`` of the chart's Spark History Server (tributary-spark-history), as JSON."""
+        import urllib.request
+
+        url = self.service_endpoint("tributary-spark-history", 18080) + "/api/v1" + path
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            return json.loads(reply.read().decode())
+
+    def scale(self, deployment: str, replicas: int, timeout: int = 300) -> None:
+        """Scale a Deployment of the chart and wait until exactly ``replicas`` pods are Ready (0: all gone)."""
+        self.kubectl("scale", "deployment", deployment, "-n", RELEASE_NS, f"--replicas={replicas}")
+        selector = ",".join(f"{k}={v}" for k, v in
+                            self.get("deployment", deployment, "-n", RELEASE_NS)["spec"]["selector"]["matchLabels"].items())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pods = self.get("pods", "-n", RELEASE_NS, "-l", selector)["items"]
+            ready = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
+                                            for c in p.get("status", {}).get("conditions", []))]
+            if (not pods) if replicas == 0 else len(ready) == replicas:
+                return
+            self.on_poll()
+            time.sleep(2)
+        raise PlatformError(f"{deployment} did not reach {replicas} ready pod(s) in {timeout}s")
 
     def land(self, *generate_args: str) -> list[str]:
         """Generate a batch on the host and upload it to the kind profile's landing zone in the S3 store."""

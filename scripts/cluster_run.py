@@ -14,12 +14,15 @@ After `make cluster-up` (root), each step is the real component:
    var/cluster-run-summary.json, with the same keys as var/run-summary.json, plus each task's duration.
 
     python scripts/cluster_run.py [--rows 20000] [--airflow-port 8090]
+    python scripts/cluster_run.py --promote-version N     # make cluster-promote VERSION=N
 
 Running it again is safe: each invocation triggers a new run (its logical date is the trigger time), the same batch
 lands again and ingest's MERGE finds nothing new in it, features, training, the policy and scoring run again, and
-the stream gets a new batch. (Clearing a finished run's tasks does not re-run them yet: the provider's
-``reattach_on_restart`` picks up the first try's succeeded driver pod, which ``delete_on_termination=False`` keeps;
-see docs/kubernetes.md.)
+the stream gets a new batch. Clearing a finished task in the UI runs it again as a new application.
+
+``--promote-version N`` only promotes: ``python -m spark_jobs.promote --profile kind --version N`` on this host,
+against the chart's MLflow through ``kubectl port-forward`` with the jobs' client credentials, as an ML engineer
+would; the next scoring run and the stream's next batch use that version.
 """
 
 from __future__ import annotations
@@ -210,6 +213,19 @@ def cluster_summary(platform: Platform, timeout: int = 900) -> dict:
     return results[-1]
 
 
+def promote_by_hand(platform: Platform, version: int) -> dict:
+    """``python -m spark_jobs.promote --profile kind --version N`` on this host against the chart's MLflow; returns
+    its result (decision, champion_version, champion_version_before)."""
+    with platform.mlflow_env() as mlflow:
+        env = {**os.environ, **mlflow, "TRIBUTARY_PROFILE": "kind", "PYTHONPATH": str(REPO_ROOT)}
+        proc = subprocess.run([sys.executable, "-m", "spark_jobs.promote", "--profile", "kind", "--version",
+                               str(version)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    results = [r for r in Platform.results(proc.stdout) if r.get("job") == "promote"]
+    if proc.returncode != 0 or not results:
+        raise PlatformError(f"promoting version {version} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return results[-1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=20000, help="transactions in the first batch")
@@ -217,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--airflow-home", type=Path, default=REPO_ROOT / "var" / "airflow-cluster")
     parser.add_argument("--summary", type=Path, default=REPO_ROOT / "var" / "cluster-run-summary.json")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds fraud_pipeline may take")
+    parser.add_argument("--promote-version", type=int, metavar="N",
+                        help="only point @champion at registered version N by hand (no pipeline run)")
     args = parser.parse_args(argv)
     # A TERM (make interrupted, CI cancelled) unwinds like Ctrl-C, so host Airflow is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -225,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not platform.running():
             raise PlatformError("no local cluster is running: `sudo make cluster-up` first")
+        if args.promote_version is not None:
+            result = promote_by_hand(platform, args.promote_version)
+            say(f"@champion is version {result['champion_version']} (was {result['champion_version_before']})")
+            return 0
         if not (REPO_ROOT / "build" / "rendered" / "kind" / "sparkapplications" / "ingest.yaml").exists():
             raise PlatformError("no rendered kind specs: `make render PROFILE=kind` first (make cluster-run does)")
         step("push the images to the cluster", platform.push_images)
