@@ -147,7 +147,8 @@ def _files_source(spark: "SparkSession", profile: Profile, wait_for_files: bool 
     return lines.select(F.col("value"), F.col("_metadata.file_path").alias("source_file"))
 
 
-def _kafka_source(spark: "SparkSession", profile: Profile) -> DataFrame:
+def _kafka_source(spark: "SparkSession", profile: Profile, wait_for_files: bool = False) -> DataFrame:
+    # A topic with no records yet is waited on either way; ``wait_for_files`` only matters to the files source.
     kafka = profile.streaming.get("kafka")
     if not isinstance(kafka, dict) or not KAFKA_KEYS <= set(kafka):
         raise ConfigError(
@@ -164,7 +165,7 @@ def _kafka_source(spark: "SparkSession", profile: Profile) -> DataFrame:
     return kafka_records(reader.load())
 
 
-SOURCES: dict[str, Callable[["SparkSession", Profile], DataFrame]] = {
+SOURCES: dict[str, Callable[["SparkSession", Profile, bool], DataFrame]] = {
     "files": _files_source,
     "kafka": _kafka_source,
 }
@@ -181,9 +182,7 @@ def build_source(spark: "SparkSession", profile: Profile, kind: str | None = Non
     kind = kind or profile.streaming["source"]
     if kind not in SOURCES:
         raise ConfigError(f"unknown streaming source '{kind}'; known: {sorted(SOURCES)}")
-    if kind == "files":
-        return _files_source(spark, profile, wait_for_files)
-    return SOURCES[kind](spark, profile)
+    return SOURCES[kind](spark, profile, wait_for_files)
 
 
 # --- the foreachBatch sink ------------------------------------------------------------------------------------

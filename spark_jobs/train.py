@@ -177,13 +177,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--target-precision", type=float, default=DEFAULT_TARGET_PRECISION)
     args, profile = parse_job_args(parser, argv)
     config = TrainConfig(args.seed, args.epochs, args.hidden, args.learning_rate, args.batch_size)
-    spark = build_session(profile, "tributary-train")
-    if not io.table_exists(spark, profile.catalog, FEATURE_TABLE):
-        fail(f"no {FEATURE_TABLE} table at {profile.catalog.uri(FEATURE_TABLE)}; run spark_jobs.features first")
-    try:
+    try:  # before Spark starts: an MLflow that is down fails here, with nothing read or written
         configure_mlflow(profile)
     except TrackingUnavailable as exc:
         fail(str(exc))
+    spark = build_session(profile, "tributary-train")
+    if not io.table_exists(spark, profile.catalog, FEATURE_TABLE):
+        fail(f"no {FEATURE_TABLE} table at {profile.catalog.uri(FEATURE_TABLE)}; run spark_jobs.features first")
     version = io.table_version(spark, profile.catalog, FEATURE_TABLE)
     fit_rows, holdout = time_split(io.read_table(spark, profile.catalog, FEATURE_TABLE, version), args.holdout_fraction)
     options = {"model_name": profile.mlflow["model_name"], "feature_table_version": version,

@@ -186,8 +186,9 @@ def test_batch_scoring_leaves_stream_scored_transactions_to_the_stream(spark: Sp
 
 def test_score_with_the_tracking_server_down_fails_fast_with_the_cause_and_writes_nothing(
         tributary_home, monkeypatch, capsys) -> None:
-    """The standalone profile's tracking server ($MLFLOW_TRACKING_URI) that does not answer (nothing listens on the port) stops score before Spark starts: the
-    message names the server and the cause, and no predictions table is created."""
+    """The standalone profile's tracking server ($MLFLOW_TRACKING_URI) does not answer (nothing listens on the
+    port): score stops before Spark starts, the message names the server and the cause, and no predictions table is
+    created."""
     import socket
 
     from spark_jobs import tracking
