@@ -28,6 +28,11 @@ has not been run against a broker here; only its schema and record mapping are t
 ``streaming.trigger``: ``available_now`` processes everything landed, in batches, then stops (scheduled runs);
 ``processing_time`` runs until stopped (long-running clusters).
 
+A ``processing_time`` stream is deployed with the platform, before any model is trained: it waits for the
+``@champion`` alias (checking every ``CHAMPION_POLL_S``) and for its landing folder, instead of failing into the
+cluster manager's restarts (spark-operator backs off linearly, ``onFailureRetryInterval`` x submissions, so a
+crash-looping stream would later take minutes to come back from a lost driver). ``available_now`` fails fast.
+
 Run by hand (train and promote a champion first; land files with ``spark_jobs.generate``)::
 
     uv run python -m spark_jobs.stream --profile local
@@ -38,6 +43,7 @@ Run by hand (train and promote a champion first; land files with ``spark_jobs.ge
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -67,6 +73,7 @@ log = logging.getLogger(__name__)
 JOB = "stream"
 QUERY_NAME = "tributary_stream_scoring"
 DEFAULT_INTERVAL = "1 minute"
+CHAMPION_POLL_S = 30.0
 TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 QUERY_ID_PROPERTY = "sql.streaming.queryId"  # set by Spark on the thread that runs a micro-batch
@@ -117,6 +124,18 @@ def score_new(new: DataFrame, bronze: DataFrame, champion: ChampionModel, tracki
 def txn_app_id(query_id: str) -> str:
     """The Delta idempotent-write app id for one streaming query (its id lives in the checkpoint)."""
     return f"tributary-stream-{query_id}"
+
+
+def wait_for_champion(profile: Profile, poll_s: float = CHAMPION_POLL_S,
+                      sleep: Callable[[float], None] = time.sleep) -> ChampionModel:
+    """``resolve_champion``, again every ``poll_s`` seconds while there is none (a long-running stream started
+    before the first promotion); the tracking server being down still fails (``TrackingUnavailable``)."""
+    while True:
+        try:
+            return resolve_champion(profile)
+        except NoChampionError as exc:
+            log.warning("%s; the stream waits for one (checking every %.0fs)", exc, poll_s)
+            sleep(poll_s)
 
 
 # --- sources --------------------------------------------------------------------------------------------------
@@ -269,11 +288,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--trigger", choices=sorted(STREAMING_TRIGGERS), help="override streaming.trigger")
     parser.add_argument("--interval", default=DEFAULT_INTERVAL, help="micro-batch interval for processing_time")
     args, profile = parse_job_args(parser, argv)
+    trigger = args.trigger or profile.streaming["trigger"]
+    long_running = trigger == "processing_time"
     try:
-        champion = resolve_champion(profile)  # before Spark starts: no champion, no query
+        # before Spark starts: no champion, no query
+        champion = wait_for_champion(profile) if long_running else resolve_champion(profile)
         spark = build_session(profile, "tributary-stream")
-        trigger = args.trigger or profile.streaming["trigger"]
-        lines = build_source(spark, profile, wait_for_files=trigger == "processing_time")
+        lines = build_source(spark, profile, wait_for_files=long_running)
     except (NoChampionError, ConfigError, TrackingUnavailable) as exc:
         fail(str(exc))
     sink = StreamSink(profile, champion)

@@ -33,6 +33,7 @@ from spark_jobs.stream import (
     main,
     prepare_batch,
     txn_app_id,
+    wait_for_champion,
 )
 from tests.spark_jobs.ml_support import mlflow_store, register_model  # noqa: F401
 
@@ -272,6 +273,25 @@ def test_stream_without_champion_stops_before_starting(mlflow_store: Profile, ca
     assert stopped.value.code == 1
     assert "champion" in capsys.readouterr().err
     assert not Path(profile.catalog.uri("stream_checkpoint")).exists(), "the query must not have started"
+
+
+def test_a_long_running_stream_waits_for_the_first_champion(mlflow_store: Profile, caplog) -> None:
+    """Deployed before any model exists, the stream checks the registry every poll until a version is promoted
+    (here during the second wait), then scores with it."""
+    profile = mlflow_store
+    waits: list[float] = []
+    promoted: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:
+            promoted.append(make_champion(profile))
+
+    with caplog.at_level("WARNING", logger="spark_jobs.stream"):
+        champion = wait_for_champion(profile, poll_s=7, sleep=sleep)
+    assert waits == [7, 7]
+    assert champion.version == promoted[0]
+    assert caplog.text.count("the stream waits for one (checking every 7s)") == 2
 
 
 def test_stream_scores_every_landed_transaction_exactly_once(mlflow_store: Profile, spark: SparkSession) -> None:
