@@ -1,7 +1,8 @@
 """The live cluster of k8s/cluster/cluster.py, with the images pushed and the chart installed, for tests/cluster.
 
-One cluster for the whole package, in order (the files are numbered): the cluster itself, the chart, the pipeline's
-SparkApplications, Airflow on the host driving them, and last the uninstall. If a cluster is already running (a
+One cluster for the whole package, in order (the files are numbered): the cluster itself, the chart, one fraud_pipeline
+run through Airflow on the host with its faults (tests/cluster/pipeline_run.py, the fixture ``pipeline``), the chart's
+stream under driver faults, and last the uninstall. If a cluster is already running (a
 developer's `make cluster-up`), it is used and left running; otherwise the package starts it and always stops it,
 by PID, also when a test fails. `make test` builds the binaries and the images first (TEST_PREREQS).
 
@@ -22,6 +23,7 @@ import pytest
 
 from spark_jobs.config import REPO_ROOT
 from tests.cluster.live import REPORT, Live, run
+from tests.cluster.pipeline_run import PipelineRun, run_pipeline
 
 CLUSTER_PY = REPO_ROOT / "k8s" / "cluster" / "cluster.py"
 IMAGES_SH = REPO_ROOT / "k8s" / "cluster" / "images.sh"
@@ -73,3 +75,10 @@ def platform(cluster: Live) -> Live:
     cluster.report["chart_install_to_ready_s"] = round(time.monotonic() - t0, 1)
     cluster.sample_memory()
     return cluster
+
+
+@pytest.fixture(scope="package")
+def pipeline(platform: Live, tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    """One fraud_pipeline run through Airflow's REST API with the faults of pipeline_run.py; it also promotes the
+    champion the chart's stream waits for."""
+    return run_pipeline(platform, tmp_path_factory.mktemp("airflow"))

@@ -3,7 +3,9 @@ plus what the tests learnt about it (``report``) and the host's peak memory."""
 
 from __future__ import annotations
 
+import json
 import sys
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,3 +36,9 @@ class Live(Platform):
 
     def on_poll(self) -> None:
         self.sample_memory()
+
+
+def driver_api(ip: str, path: str, timeout: float = 5) -> Any:
+    """GET ``/api/v1<path>`` of a running Spark driver's UI (its pod IP, port 4040; the host routes to pod IPs)."""
+    with urllib.request.urlopen(f"http://{ip}:4040/api/v1{path}", timeout=timeout) as reply:
+        return json.loads(reply.read().decode())

@@ -1,256 +1,25 @@
-"""fraud_pipeline on the live cluster, driven as `make cluster-run` drives it: Airflow on this host (API server,
-scheduler, DAG processor, triggerer; the same DAG files, profile kind, only the chart's Airflow worker identity in
-its kubeconfig), the run triggered through Airflow's REST API, every task a SparkKubernetesOperator whose
-SparkApplication spark-operator runs in the job namespace, data in the chart's S3 store, every table Delta on it.
-
-One DAG run, with the faults and the user actions a cluster sees, in this order:
-1. The batch lands late: the run is triggered first, so ingest's first try fails with the driver's "nothing landed"
-   error (a failed SparkApplication, its error in the task log), the batch then lands, and Airflow's retry submits a
-   new, uniquely named application, which succeeds. spark-operator removes the failed one after its
-   timeToLiveSeconds (shortened here through the profile's TRIBUTARY_SPARKAPP_TTL_SECONDS).
-2. While features runs, one of its executor pods is killed (deleted with no grace period) while a stage of it has
-   running tasks, read from the driver's REST API; the job still completes, with the result of an undisturbed run.
-3. The run succeeded; the interval is re-triggered: ingest and score are cleared, as a user would in the UI, and run
-   again as new applications; bronze and predictions are unchanged.
-4. An ML engineer promotes another model version by hand (`make cluster-promote VERSION=N`); then MLflow is taken
-   down and score is cleared: its try fails at start with the tracking server's error and writes nothing, MLflow comes
-   back, and Airflow's retry scores with the promoted version.
-Then the chart's stream scores a landed batch, the History Server lists the run's applications and shows the features
-job's executors scaling with dynamic allocation, and a summary application reads the tables and MLflow back.
+"""What the shared DAG run on the live cluster (tests/cluster/pipeline_run.py, the package fixture ``pipeline``) did,
+phase by phase: the late batch, the features executor killed mid-stage, the re-triggered interval, the version promoted
+by hand, scoring with MLflow down; where the scheduler placed every pod; the History Server's view of the run's
+applications and of features' dynamic allocation; and the summary `make cluster-run` writes, read back on the cluster.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-import threading
 import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import pytest
-import yaml
 
 from spark_jobs.config import REPO_ROOT
 from tests.cluster.live import JOBS_NS, Live
-
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-import cluster_run  # noqa: E402
-from cluster_platform import PlatformError, failure_report  # noqa: E402
-
-# New batches each session, so that on a developer's reused cluster too the batch is late and the stream has new files.
-SESSION = time.strftime("%Y%m%dt%H%M%S", time.gmtime())
-BATCH = f"live-batch-{SESSION}"
-# The interval the run covers (past: ingest's future check uses its end); another than make cluster-run's.
-LOGICAL_DATE = datetime(2026, 11, 28, tzinfo=timezone.utc)
-CONF = {"batch_id": BATCH, "epochs": 3, "seed": 42}
-PIPELINE = ("ingest", "features", "train", "promote", "score")
-TTL_S = 150
-AIRFLOW_PORT = 8093
-RUN_TIMEOUT_S = 2400
-MODEL = "tributary-fraud"
-
-
-@dataclass
-class PipelineRun:
-    run_id: str
-    state: str
-    tasks: dict[str, dict[str, Any]]
-    logs: dict[tuple[str, int], str]
-    first_try_app: dict[str, Any]
-    apps_seen: dict[str, dict[str, str]] = field(default_factory=dict)  # every application seen: state, Spark app id
-    phases: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # task instances after each phase
-    executor_kill: dict[str, Any] = field(default_factory=dict)  # what the fault injector did in features
-    promoted: dict[str, Any] = field(default_factory=dict)  # the version promoted by hand, and the command's result
-    mlflow_down: dict[str, Any] = field(default_factory=dict)  # score's try while MLflow was down
-    trouble: str = ""  # the cluster's unhealthy conditions and Warning events, when the run failed
-
-    def app_name(self, job: str, try_number: int) -> str:
-        """The name the DAG's template gives (dags/tributary/sparkapp.py K8S_RUN_SUFFIX): run hash and try."""
-        digest = uuid.uuid5(uuid.NAMESPACE_URL, f"fraud_pipeline/{self.run_id}").hex[:10]
-        return f"tributary-{job}-{digest}-{try_number}"
-
-    def app_state(self, job: str, try_number: int) -> str:
-        return self.apps_seen.get(self.app_name(job, try_number), {}).get("state", "")
-
-    def result(self, job: str, try_number: int | None = None) -> dict[str, Any]:
-        """The TRIBUTARY_RESULT of a task's try (default: its last), from the driver's log in the task's log."""
-        found = results(self.logs.get((job, try_number or self.tasks[job]["try_number"]), ""))
-        return found[-1] if found else {}
-
-
-def _wait_task(api, run_id: str, task_id: str, states: set[str], timeout: float, platform: Live) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ti = next((t for t in api.task_instances("fraud_pipeline", run_id) if t["task_id"] == task_id), {})
-        if ti.get("state") in states:
-            return ti
-        platform.sample_memory()
-        time.sleep(3)
-    pytest.fail(f"{task_id} did not reach {states} in {timeout:.0f}s: {ti}")
-
-
-class ExecutorKiller(threading.Thread):
-    """Kills one executor pod of a running application, once, while a stage has tasks running on that executor:
-    the driver's REST API (its pod IP, port 4040) says which executor has active tasks, and its pod is deleted with
-    no grace period (SIGKILL, no decommissioning)."""
-
-    def __init__(self, platform: Live, app: str):
-        super().__init__(daemon=True)
-        self.platform, self.app = platform, app
-        self.done = threading.Event()
-        self.killed: dict[str, Any] = {}
-        self.errors: list[str] = []
-
-    def run(self) -> None:
-        while not self.done.is_set() and not self.killed:
-            try:
-                self.try_kill()
-            except Exception as exc:  # noqa: BLE001 - the driver or a pod comes and goes; keep watching
-                self.errors = (self.errors + [repr(exc)[:300]])[-5:]
-            self.done.wait(1)
-
-    def try_kill(self) -> None:
-        import urllib.request
-
-        def rest(ip: str, path: str) -> Any:
-            with urllib.request.urlopen(f"http://{ip}:4040/api/v1{path}", timeout=5) as reply:
-                return json.loads(reply.read().decode())
-
-        pods = self.platform.get("pods", "-n", JOBS_NS, "-l", f"sparkoperator.k8s.io/app-name={self.app}")["items"]
-        driver = next((p for p in pods if p["metadata"]["labels"].get("spark-role") == "driver"
-                       and p["status"].get("phase") == "Running" and p["status"].get("podIP")), None)
-        if driver is None:
-            return
-        ip = driver["status"]["podIP"]
-        (app,) = rest(ip, "/applications")
-        stages = rest(ip, f"/applications/{app['id']}/stages?status=active")
-        busy = {e["id"]: e["activeTasks"] for e in rest(ip, f"/applications/{app['id']}/executors")
-                if e["id"] != "driver" and e["activeTasks"] > 0}
-        running = [s for s in stages if s.get("numActiveTasks", 0) > 0]
-        pod = next((p for p in pods if p["metadata"]["labels"].get("spark-exec-id") in busy
-                    and p["status"].get("phase") == "Running"), None)
-        if not running or pod is None:
-            return
-        executor = pod["metadata"]["labels"]["spark-exec-id"]
-        self.platform.kubectl("delete", "pod", pod["metadata"]["name"], "-n", JOBS_NS, "--grace-period=0", "--force",
-                              "--wait=false")
-        self.killed = {"pod": pod["metadata"]["name"], "executor_id": executor, "active_tasks": busy[executor],
-                       "app_id": app["id"], "at": time.time(),
-                       "stages": [{"id": s["stageId"], "name": s["name"][:80], "active_tasks": s["numActiveTasks"],
-                                   "complete_tasks": s["numCompleteTasks"], "tasks": s["numTasks"]} for s in running]}
-
-
-def register_copy_of_champion(platform: Live) -> int:
-    """A new version of the model from the champion's artifacts and tags (a second version to promote by hand,
-    without training again), registered in the chart's MLflow from this host; returns its number."""
-    with platform.mlflow_env() as env:
-        saved = {key: os.environ.get(key) for key in env}
-        os.environ.update(env)  # the client reads its credentials from the environment
-        try:
-            import mlflow
-
-            mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-            mlflow.set_registry_uri(env["MLFLOW_TRACKING_URI"])
-            client = mlflow.MlflowClient()
-            champion = client.get_model_version_by_alias(MODEL, "champion")
-            tags = {k: v for k, v in champion.tags.items() if not k.startswith("promotion.")}
-            # The champion's logged model (models:/m-<id>) registered again: a new version with the same weights.
-            return int(mlflow.register_model(champion.source, MODEL, tags=tags).version)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-def pipeline(platform: Live, tmp_path_factory) -> PipelineRun:
-    home = tmp_path_factory.mktemp("airflow")
-    apps_seen: dict[str, dict[str, str]] = {}
-
-    def watch(_state: str = "") -> None:
-        platform.sample_memory()
-        for app in platform.get("sparkapplications", "-n", JOBS_NS)["items"]:  # the test's view (admin): Airflow
-            # may only get, create and delete the applications it names, not list them
-            status = app.get("status", {})
-            seen = apps_seen.setdefault(app["metadata"]["name"], {})
-            seen["state"] = status.get("applicationState", {}).get("state", "")
-            seen["spark_app_id"] = status.get("sparkApplicationId") or seen.get("spark_app_id", "")
-
-    def task_instances() -> dict[str, dict[str, Any]]:
-        return {t["task_id"]: t for t in api.task_instances("fraud_pipeline", run_id)}
-
-    run = PipelineRun("", "", {}, {}, {}, apps_seen)
-    t0 = time.monotonic()
-    with cluster_run.host_airflow(platform, home, AIRFLOW_PORT,
-                                  extra_env={"TRIBUTARY_SPARKAPP_TTL_SECONDS": str(TTL_S)}) as api:
-        platform.report["airflow_ready_s"] = round(time.monotonic() - t0, 1)
-        api.wait_for_dag("fraud_pipeline")
-        api.unpause("fraud_pipeline")
-        run_id = run.run_id = api.trigger("fraud_pipeline", LOGICAL_DATE, CONF)
-        killer = ExecutorKiller(platform, run.app_name("features", 1))
-        killer.start()
-        try:
-            first = _wait_task(api, run_id, "ingest", {"up_for_retry", "failed"}, 900, platform)
-            name = run.app_name("ingest", 1)
-            platform.wait_app(name, 120, until={"FAILED"})  # the task fails on the driver; the operator marks it
-            run.first_try_app = platform.get("sparkapplication", name, "-n", JOBS_NS)
-            watch()
-            landed = platform.land("--rows", "10000", "--batch-id", BATCH)
-            assert landed and all(key.startswith(f"s3://tributary-lake/landing/batch/{BATCH}/") for key in landed)
-            t0 = time.monotonic()
-            state = api.wait_run("fraud_pipeline", run_id, RUN_TIMEOUT_S, watch)
-            platform.report["pipeline_after_landing_s"] = round(time.monotonic() - t0, 1)
-        finally:
-            killer.done.set()
-        run.executor_kill = {**killer.killed, "watch_errors": killer.errors}
-        run.phases["run"] = task_instances()
-        if state == "success":  # the same interval again: a user clears ingest and score (the UI's "Clear")
-            api.clear_tasks("fraud_pipeline", run_id, "ingest", "score")
-            t0 = time.monotonic()
-            time.sleep(5)
-            state = api.wait_run("fraud_pipeline", run_id, 900, watch)
-            platform.report["retrigger_ingest_and_score_s"] = round(time.monotonic() - t0, 1)
-            run.phases["retrigger"] = task_instances()
-        if state == "success":  # another version, promoted by hand with the documented command
-            version = register_copy_of_champion(platform)
-            run.promoted = {"version": version, "result": cluster_run.promote_by_hand(platform, version)}
-            # MLflow is down when scoring starts: the try fails with the tracking server's error, writing nothing;
-            # with MLflow back, Airflow's retry scores with the promoted version.
-            platform.scale("tributary-mlflow", 0)
-            try:
-                api.clear_tasks("fraud_pipeline", run_id, "score")
-                time.sleep(5)
-                failed = _wait_task(api, run_id, "score", {"up_for_retry", "failed", "success"}, 900, platform)
-                run.mlflow_down = {"try_number": failed["try_number"], "state": failed["state"]}
-            finally:
-                t0 = time.monotonic()
-                platform.scale("tributary-mlflow", 1)
-                run.mlflow_down["mlflow_ready_again_s"] = round(time.monotonic() - t0, 1)
-            state = api.wait_run("fraud_pipeline", run_id, 900, watch)
-            run.phases["promoted"] = task_instances()
-        watch()
-        run.tasks = task_instances()
-        run.logs = {(task, n): api.task_log("fraud_pipeline", run_id, task, n)
-                    for task, ti in run.tasks.items() for n in range(1, (ti.get("try_number") or 0) + 1)}
-    run.state = state
-    platform.report["airflow_task_seconds"] = {
-        phase: {t: tasks[t].get("duration") for t in PIPELINE if t in tasks} for phase, tasks in run.phases.items()}
-    platform.report["ingest_first_try_state"] = first["state"]
-    platform.report["executor_kill"] = run.executor_kill
-    run.trouble = "" if state == "success" else platform.trouble()
-    return run
-
-
-def results(log: str) -> list[dict[str, Any]]:
-    return Live.results("\n".join(re.sub(r"^.*?(TRIBUTARY_RESULT )", r"\1", line) for line in log.splitlines()))
+from tests.cluster.pipeline_run import BATCH, PIPELINE, TTL_S, PipelineRun, results
+from cluster_platform import failure_report  # noqa: E402  (scripts/, on sys.path through tests.cluster.live)
 
 
 def test_fraud_pipeline_triggered_through_the_rest_api_succeeds_task_by_task_on_spark_operator(
@@ -380,23 +149,6 @@ def test_scoring_executors_and_nothing_else_ran_on_the_gpu_pool(pipeline: Pipeli
     assert "scored on the CPU" in pipeline.logs[("score", pipeline.tasks["score"]["try_number"])]
 
 
-def test_the_charts_stream_is_the_rendered_one_and_scores_landed_files(pipeline: PipelineRun, platform: Live):
-    chart_app = platform.get("sparkapplication", "tributary-stream", "-n", JOBS_NS)
-    as_rendered = yaml.safe_load((REPO_ROOT / "build" / "rendered" / "kind" / "sparkapplications" / "stream.yaml").read_text())
-    assert chart_app["spec"] == as_rendered["spec"]
-    assert chart_app["spec"]["restartPolicy"]["type"] == "Always"
-    # It started before there was a champion, failed with the no-champion error, and the operator restarted it.
-    before = cluster_run.stream_scored(platform)
-    platform.land("--target", "landing_stream", "--start", "2026-11-15", "--days", "1", "--rows", "1200",
-                  "--files", "2", "--batch-id", f"live-stream-{SESSION}")
-    t0 = time.monotonic()
-    scored = cluster_run.wait_for_stream(platform, before, 900.0)
-    platform.report["stream_first_scored_s"] = round(time.monotonic() - t0, 1)
-    platform.report["stream_rows_scored"] = scored
-    state, _ = platform.app_state("tributary-stream")
-    assert state == "RUNNING"
-
-
 def _history_app(platform: Live, app_id: str, timeout: float = 180) -> dict[str, Any]:
     """The History Server's entry for ``app_id``, once it has parsed the application's event log (it polls the
     bucket every historyServer.updateInterval)."""
@@ -511,15 +263,3 @@ def test_features_scaled_with_dynamic_allocation_and_survived_an_executor_killed
     assert check.returncode == 0, check.stderr[-3000:]
     compared = json.loads(check.stdout.strip().splitlines()[-1])
     assert compared["difference"] == "" and compared["cluster_rows"] == compared["undisturbed_rows"] == features["feature_rows"], compared
-
-
-def test_the_summary_read_back_on_the_cluster_reconciles(pipeline: PipelineRun, platform: Live):
-    """What `make cluster-run` writes to var/cluster-run-summary.json, with the keys of var/run-summary.json."""
-    summary = cluster_run.cluster_summary(platform)
-    platform.report["summary"] = summary
-    from run_local import summary_problems
-
-    assert summary_problems(summary) == []
-    assert summary["profile"] == "kind" and summary["predictions_unattributed"] == 0
-    assert summary["predictions_rows"] >= summary["rows_ingested"]
-    assert summary["bronze_rows"] >= summary["rows_ingested"] + summary["stream_rows"]
