@@ -84,7 +84,7 @@ def _wait(probe, timeout: float, what: str, state: Path) -> None:
         try:
             if probe():
                 return
-        except OSError:
+        except (OSError, ValueError):  # not listening yet, or the UI answers before its JSON is ready (empty body)
             pass
         time.sleep(1)
     logs = "\n".join(p.read_text()[-2000:] for p in state.glob("*.log"))
