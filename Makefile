@@ -51,8 +51,8 @@ run: setup airflow-db ## set up, land data, run fraud_pipeline via Airflow, stre
 up: setup airflow-db ## start the Airflow UI and the MLflow UI on the local state
 	$(RUN) python scripts/up.py
 
-test: setup $(TEST_PREREQS) ## run every test
-	$(RUN) pytest $(PYTEST_ARGS)
+test: setup $(TEST_PREREQS) ## run every test (tests/cluster beside the rest; see scripts/test.sh)
+	@scripts/test.sh $(PYTEST_ARGS)
 
 clean: ## remove local state (data, Airflow and MLflow stores); keeps environments and jars
 	rm -rf var/lake var/landing var/checkpoints var/mlflow var/airflow var/run-summary.json

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import ipaddress
 import json
 import os
@@ -329,8 +330,8 @@ def existing_chains() -> list[str]:
 
 def disk_problems(cfg: Config) -> list[str]:
     """The nodes' kubelets evict nothing for disk (as kind's do): a full disk would fail writes instead. So `up`
-    refuses below ``storage.min_free_disk_gib`` on the filesystems that hold the nodes' state and image stores (a node
-    that has not unpacked the Spark image yet needs about 8 GiB for it alone)."""
+    refuses below ``storage.min_free_disk_gib`` on the filesystems that hold the nodes' state and image stores, room
+    for the running cluster; `load` checks the room for the image layers the nodes have not unpacked yet."""
     need = float(cfg.storage["min_free_disk_gib"])
     problems, seen = [], set()
     for path in (STATE, CACHE):
@@ -929,6 +930,8 @@ def load(cfg: Config, images: Sequence[str], pools: Sequence[str], timeout: floa
     nodes = [n for n in cfg.nodes if n.pool in pools]
     if not nodes:
         raise ClusterError(f"no node in pools {list(pools)}; pools: {sorted({n.pool for n in cfg.nodes})}")
+    if short := load_disk_problem(cfg, nodes, images):
+        raise ClusterError(short)
     ns = f"tributary-load-{os.urandom(3).hex()}"  # a fresh one: the last load's may still be terminating
     kubectl(cfg, "create", "namespace", ns)
     pods = []
@@ -959,6 +962,74 @@ def load(cfg: Config, images: Sequence[str], pools: Sequence[str], timeout: floa
     for node in nodes:
         if removed := prune_replaced(node):
             log(f"{node.name}: removed {len(removed)} replaced image(s): {', '.join(removed)}")
+
+
+MANIFEST_TYPES = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+
+
+def containerd_ref(image: str) -> str:
+    """The reference a node's containerd lists for ``image``: Docker Hub names get their registry
+    (``tributary/spark:0.1.0`` -> ``docker.io/tributary/spark:0.1.0``); names with a registry host stay as they are."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return image
+    return f"docker.io/{image}" if rest else f"docker.io/library/{image}"
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """The OCI chain IDs of an image's layers (the keys of its committed snapshots in containerd):
+    ChainID(L0) = DiffID(L0), ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    out: list[str] = []
+    for diff_id in diff_ids:
+        out.append(diff_id if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {diff_id}".encode()).hexdigest())
+    return out
+
+
+def registry_layers(cfg: Config, image: str) -> list[tuple[str, int]]:
+    """``image``'s layers in the local registry, bottom first: (chain ID, compressed size in bytes)."""
+    _, _, path = containerd_ref(image).partition("/")
+    repo, _, tag = path.rpartition(":")
+    base = f"http://127.0.0.1:{cfg.ports['registry']}/v2/{repo}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/manifests/{tag}",
+                                                           headers={"Accept": MANIFEST_TYPES}), timeout=10) as resp:
+            manifest = json.load(resp)
+        with urllib.request.urlopen(f"{base}/blobs/{manifest['config']['digest']}", timeout=10) as resp:
+            diff_ids = json.load(resp)["rootfs"]["diff_ids"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ClusterError(f"{image} is not in the local registry ({exc}): push it first "
+                           "(k8s/cluster/images.sh push, or `make images`)") from exc
+    return list(zip(chain_ids(diff_ids), (layer["size"] for layer in manifest["layers"])))
+
+
+def unpack_estimate(layers: Sequence[tuple[str, int]], held: set[str], ratio: float) -> int:
+    """Bytes a node needs to unpack the layers it holds no snapshot of: their compressed size times ``ratio``."""
+    return int(sum(size for chain, size in layers if chain not in held) * ratio)
+
+
+def node_snapshots(node: Node) -> set[str]:
+    """The keys of ``node``'s committed overlayfs snapshots: the chain IDs of the layers it has unpacked."""
+    out = run([*node_ctr(node), "snapshots", "list"], quiet=True).stdout.splitlines()[1:]
+    return {fields[0] for fields in (line.split() for line in out) if fields and fields[-1] == "Committed"}
+
+
+def load_disk_problem(cfg: Config, nodes: Sequence[Node], images: Sequence[str]) -> str | None:
+    """The nodes keep their images in the cache and never evict for disk: before pulling, check that the layers they
+    have not unpacked yet (an unchanged Spark image needs nothing, a changed jobs layer only that layer) fit beside
+    ``storage.min_free_disk_gib`` for the running cluster."""
+    ratio = float(cfg.storage["unpacked_per_compressed"])
+    layers = {image: registry_layers(cfg, image) for image in images}
+    need = sum(unpack_estimate(layers[image], held, ratio)
+               for held in (node_snapshots(node) for node in nodes) for image in images)
+    free = shutil.disk_usage(next(p for p in (CACHE, *CACHE.parents) if p.exists())).free
+    floor = float(cfg.storage["min_free_disk_gib"]) * 2**30
+    if free - need >= floor:
+        return None
+    return (f"the nodes would unpack about {need / 2**30:.1f} GiB of new image layers ({', '.join(images)}) with "
+            f"{free / 2**30:.1f} GiB free on the filesystem of {CACHE}, leaving less than the "
+            f"{floor / 2**30:g} GiB the cluster keeps free (storage.min_free_disk_gib in k8s/cluster/cluster.toml): "
+            "free some, e.g. `go clean -cache`, `uv cache prune`, or `python3 k8s/cluster/cluster.py down --purge` "
+            "(removes the nodes' cached images)")
 
 
 def repository(ref: str) -> str:

@@ -53,6 +53,17 @@ def test_only_images_a_tag_replaced_are_pruned():
     assert cluster_py.repository("busybox") == "busybox"
 
 
+def test_nodes_list_docker_hub_names_with_their_registry_and_layers_chain_by_oci_rules():
+    assert cluster_py.containerd_ref("tributary/spark:0.1.0") == "docker.io/tributary/spark:0.1.0"
+    assert cluster_py.containerd_ref("busybox:1") == "docker.io/library/busybox:1"
+    assert cluster_py.containerd_ref("localhost:5001/tributary-local/pause:3.10") == "localhost:5001/tributary-local/pause:3.10"
+    assert cluster_py.containerd_ref("registry.k8s.io/pause:3.10") == "registry.k8s.io/pause:3.10"
+    a, b, c = (f"sha256:{ch * 64}" for ch in "abc")
+    chains = cluster_py.chain_ids([a, b, c])
+    assert chains[0] == a and len(set(chains)) == 3 and chains[:2] == cluster_py.chain_ids([a, b])
+    assert cluster_py.unpack_estimate([(chains[0], 10), (chains[1], 20), (chains[2], 30)], {chains[0]}, 2.5) == 125
+
+
 def test_up_refuses_without_the_free_disk_the_nodes_need():
     """The kubelets never evict for disk (the host's disk is shared, as kind's nodes share it): `up` checks it first."""
     from dataclasses import replace

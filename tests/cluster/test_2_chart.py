@@ -48,6 +48,32 @@ def test_each_node_holds_one_image_per_tag_the_registry_serves(platform: Live):
             assert digests["docker.io/tributary/spark"] == {served.stdout.strip()}, node.name
 
 
+def test_a_node_that_holds_an_image_needs_no_disk_to_load_it_again(platform: Live):
+    """cluster.py load's disk check counts only the layers a node has not unpacked: the chain IDs it computes from
+    the registry's image config are the keys of the snapshots containerd made when it pulled the Spark image."""
+    from dataclasses import replace
+
+    cfg = cluster_py.load_config()
+    spark_nodes = [n for n in cfg.nodes if n.pool in ("spark-cpu", "gpu")]
+    layers = cluster_py.registry_layers(cfg, "tributary/spark:0.1.0")
+    assert len(layers) > 3 and sum(size for _, size in layers) > 2**30  # gigabytes of Python, Spark and jars
+    for node in spark_nodes:
+        held = cluster_py.node_snapshots(node)
+        assert {chain for chain, _ in layers} <= held, node.name
+        assert cluster_py.unpack_estimate(layers, held, ratio=3) == 0
+    assert cluster_py.unpack_estimate(layers, set(), ratio=3) == 3 * sum(size for _, size in layers)
+    assert cluster_py.load_disk_problem(cfg, spark_nodes, ["tributary/spark:0.1.0"]) is None
+    starved = replace(cfg, storage={**cfg.storage, "min_free_disk_gib": 10**6})
+    problem = cluster_py.load_disk_problem(starved, spark_nodes, ["tributary/spark:0.1.0"])
+    assert problem and "storage.min_free_disk_gib" in problem and "about 0.0 GiB of new image layers" in problem
+    try:
+        cluster_py.registry_layers(cfg, "tributary/no-such-image:0")
+    except cluster_py.ClusterError as exc:
+        assert "not in the local registry" in str(exc) and "images.sh push" in str(exc)
+    else:
+        raise AssertionError("an image the registry lacks must fail with what to push")
+
+
 def test_the_chart_created_the_job_namespace_objects(platform: Live):
     assert platform.get("serviceaccount", "tributary-spark", "-n", JOBS_NS)
     assert platform.get("role", "tributary-airflow-worker", "-n", JOBS_NS)
