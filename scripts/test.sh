@@ -3,7 +3,7 @@
 # fixture, mostly waiting on pods, Spark applications and Airflow) runs in the background while the rest (local
 # Spark, Delta, Airflow, MLflow, PyTorch, the offline K8s/Terraform checks: CPU-bound) runs in the foreground; the
 # two together keep the machine's 2 cores busy. Both get the same pytest arguments; the exit status is the worse of
-# the two. Each writes JUnit XML to var/test-results/; the cluster's output is printed when it ends.
+# the two. Each writes JUnit XML to var/test-results/; the cluster's output follows the rest's once that ends.
 #
 #   scripts/test.sh [pytest args...]     (the Makefile passes PYTEST_ARGS)
 #   TRIBUTARY_TEST_SPLIT=0 scripts/test.sh ...   one pytest over everything (testpaths), in sequence
@@ -29,12 +29,12 @@ log "tests/cluster run in the background (pid $cluster_pid, output in $cluster_l
 
 "${PYTEST[@]}" --ignore=tests/cluster --junitxml="$RESULTS/rest.xml" "$@"
 rest=$?
-log "the rest ended with exit status $rest; waiting for tests/cluster"
+log "the rest ended with exit status $rest; tests/cluster so far, then as it goes:"
+echo "================================ tests/cluster ($cluster_log) ================================"
+tail -n +1 --pid="$cluster_pid" -f "$cluster_log"
 wait "$cluster_pid"
 cluster=$?
 trap - INT TERM
-echo "================================ tests/cluster ($cluster_log) ================================"
-cat "$cluster_log"
 log "exit status: tests/cluster $cluster, the rest $rest"
 # 5 is pytest's "no tests collected": with a -k that selects nothing in one half, the other half decides.
 [ "$rest" -eq 5 ] && [ "$cluster" -eq 5 ] && exit 5

@@ -328,6 +328,10 @@ def existing_chains() -> list[str]:
     return found
 
 
+FREE_DISK_HINT = ("free some, e.g. `go clean -cache`, `uv cache prune`, or "
+                  "`python3 k8s/cluster/cluster.py down --purge` (removes the nodes' cached images)")
+
+
 def disk_problems(cfg: Config) -> list[str]:
     """The nodes' kubelets evict nothing for disk (as kind's do): a full disk would fail writes instead. So `up`
     refuses below ``storage.min_free_disk_gib`` on the filesystems that hold the nodes' state and image stores, room
@@ -344,9 +348,7 @@ def disk_problems(cfg: Config) -> list[str]:
         free = usage.free / 2**30
         if free < need:
             problems.append(f"only {free:.1f} GiB free on the filesystem of {path}; the cluster needs "
-                            f"{need:g} GiB (storage.min_free_disk_gib in k8s/cluster/cluster.toml): free some, e.g. "
-                            "`go clean -cache`, `uv cache prune`, or `python3 k8s/cluster/cluster.py down --purge` "
-                            "(removes the nodes' cached images)")
+                            f"{need:g} GiB (storage.min_free_disk_gib in k8s/cluster/cluster.toml): {FREE_DISK_HINT}")
     return problems
 
 
@@ -1028,8 +1030,7 @@ def load_disk_problem(cfg: Config, nodes: Sequence[Node], images: Sequence[str])
     return (f"the nodes would unpack about {need / 2**30:.1f} GiB of new image layers ({', '.join(images)}) with "
             f"{free / 2**30:.1f} GiB free on the filesystem of {CACHE}, leaving less than the "
             f"{floor / 2**30:g} GiB the cluster keeps free (storage.min_free_disk_gib in k8s/cluster/cluster.toml): "
-            "free some, e.g. `go clean -cache`, `uv cache prune`, or `python3 k8s/cluster/cluster.py down --purge` "
-            "(removes the nodes' cached images)")
+            + FREE_DISK_HINT)
 
 
 def repository(ref: str) -> str:
