@@ -332,6 +332,11 @@ FREE_DISK_HINT = ("free some, e.g. `go clean -cache`, `uv cache prune`, or "
                   "`python3 k8s/cluster/cluster.py down --purge` (removes the nodes' cached images)")
 
 
+def existing(path: Path) -> Path:
+    """``path`` or its nearest existing parent: where its filesystem's free space can be read before it exists."""
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
 def disk_problems(cfg: Config) -> list[str]:
     """The nodes' kubelets evict nothing for disk (as kind's do): a full disk would fail writes instead. So `up`
     refuses below ``storage.min_free_disk_gib`` on the filesystems that hold the nodes' state and image stores, room
@@ -339,7 +344,7 @@ def disk_problems(cfg: Config) -> list[str]:
     need = float(cfg.storage["min_free_disk_gib"])
     problems, seen = [], set()
     for path in (STATE, CACHE):
-        probe = next(p for p in (path, *path.parents) if p.exists())
+        probe = existing(path)
         usage = shutil.disk_usage(probe)
         device = probe.stat().st_dev
         if device in seen:
@@ -1023,7 +1028,7 @@ def load_disk_problem(cfg: Config, nodes: Sequence[Node], images: Sequence[str])
     layers = {image: registry_layers(cfg, image) for image in images}
     need = sum(unpack_estimate(layers[image], held, ratio)
                for held in (node_snapshots(node) for node in nodes) for image in images)
-    free = shutil.disk_usage(next(p for p in (CACHE, *CACHE.parents) if p.exists())).free
+    free = shutil.disk_usage(existing(CACHE)).free
     floor = float(cfg.storage["min_free_disk_gib"]) * 2**30
     if free - need >= floor:
         return None
