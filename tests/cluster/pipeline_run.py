@@ -94,49 +94,83 @@ def _wait_task(api, run_id: str, task_id: str, states: set[str], timeout: float,
 
 
 class ExecutorKiller(threading.Thread):
-    """Kills one executor pod of a running application, once, while a stage has tasks running on that executor:
-    the driver's REST API (its pod IP, port 4040) says which executor has active tasks, and its pod is deleted with
-    no grace period (SIGKILL, no decommissioning)."""
+    """Kills an executor pod of a running application while it runs a task, with no grace period (SIGKILL, no
+    decommissioning): the driver's REST API (its pod IP, port 4040) lists the running tasks of the active stages, and
+    the executor running the most recently launched one loses its pod. A task can still finish between that look and
+    the kill (the container outlives its deleted pod by a moment), so the killer follows the task in the driver's API:
+    if it succeeded after all, it kills again, at most ``tries`` pods. ``killed`` is the kill that cost the
+    application a running task; ``kills`` every kill."""
 
-    def __init__(self, platform: Live, app: str):
+    OUTCOME_WAIT_S = 90  # the driver notices a vanished executor by its pod watch, or after missingPodDetectDelta (30 s)
+
+    def __init__(self, platform: Live, app: str, tries: int = 3):
         super().__init__(daemon=True)
-        self.platform, self.app = platform, app
+        self.platform, self.app, self.tries = platform, app, tries
         self.done = threading.Event()
         self.killed: dict[str, Any] = {}
+        self.kills: list[dict[str, Any]] = []
         self.errors: list[str] = []
 
     def run(self) -> None:
-        while not self.done.is_set() and not self.killed:
+        while not self.done.is_set() and not self.killed and len(self.kills) < self.tries:
             try:
-                self.try_kill()
+                kill = self.kill_one()
             except Exception as exc:  # noqa: BLE001 - the driver or a pod comes and goes; keep watching
-                self.errors = (self.errors + [repr(exc)[:300]])[-5:]
+                self.note(exc)
+                kill = None
+            if kill:
+                self.kills.append(kill)
+                kill["task_status"] = self.task_outcome(kill)
+                if kill["task_status"] != "SUCCESS":
+                    self.killed = kill
             self.done.wait(1)
 
-    def try_kill(self) -> None:
-        rest = driver_api
+    def note(self, exc: Exception) -> None:
+        self.errors = (self.errors + [repr(exc)[:300]])[-5:]
+
+    def kill_one(self) -> dict[str, Any] | None:
         pods = self.platform.get("pods", "-n", JOBS_NS, "-l", f"sparkoperator.k8s.io/app-name={self.app}")["items"]
         driver = next((p for p in pods if p["metadata"]["labels"].get("spark-role") == "driver"
                        and p["status"].get("phase") == "Running" and p["status"].get("podIP")), None)
         if driver is None:
-            return
+            return None
         ip = driver["status"]["podIP"]
-        (app,) = rest(ip, "/applications")
-        stages = rest(ip, f"/applications/{app['id']}/stages?status=active")
-        busy = {e["id"]: e["activeTasks"] for e in rest(ip, f"/applications/{app['id']}/executors")
-                if e["id"] != "driver" and e["activeTasks"] > 0}
-        running = [s for s in stages if s.get("numActiveTasks", 0) > 0]
-        pod = next((p for p in pods if p["metadata"]["labels"].get("spark-exec-id") in busy
-                    and p["status"].get("phase") == "Running"), None)
-        if not running or pod is None:
-            return
-        executor = pod["metadata"]["labels"]["spark-exec-id"]
-        self.platform.kubectl("delete", "pod", pod["metadata"]["name"], "-n", JOBS_NS, "--grace-period=0", "--force",
-                              "--wait=false")
-        self.killed = {"pod": pod["metadata"]["name"], "executor_id": executor, "active_tasks": busy[executor],
-                       "app_id": app["id"], "at": time.time(),
-                       "stages": [{"id": s["stageId"], "name": s["name"][:80], "active_tasks": s["numActiveTasks"],
-                                   "complete_tasks": s["numCompleteTasks"], "tasks": s["numTasks"]} for s in running]}
+        (app,) = driver_api(ip, "/applications")
+        live = {p["metadata"]["labels"].get("spark-exec-id"): p for p in pods
+                if p["status"].get("phase") == "Running" and p["metadata"]["labels"].get("spark-role") == "executor"}
+        running = []  # (stage, task) for each task running on an executor whose pod is up
+        for summary in driver_api(ip, f"/applications/{app['id']}/stages?status=active"):
+            if summary.get("numActiveTasks"):
+                stage = driver_api(ip, f"/applications/{app['id']}/stages/{summary['stageId']}/{summary['attemptId']}"
+                                       "?details=true&taskStatus=RUNNING")
+                running += [(stage, task) for task in (stage.get("tasks") or {}).values() if task["executorId"] in live]
+        if not running:
+            return None
+        stage, task = max(running, key=lambda pair: pair[1]["launchTime"])
+        pod = live[task["executorId"]]["metadata"]["name"]
+        self.platform.kubectl("delete", "pod", pod, "-n", JOBS_NS, "--grace-period=0", "--force", "--wait=false")
+        return {"pod": pod, "executor_id": task["executorId"], "app_id": app["id"], "at": time.time(),
+                "driver_ip": ip, "task": {"id": task["taskId"], "launched": task["launchTime"]},
+                "stage": {"id": stage["stageId"], "attempt": stage["attemptId"], "name": stage["name"][:80],
+                          "active_tasks": stage["numActiveTasks"], "complete_tasks": stage["numCompleteTasks"],
+                          "tasks": stage["numTasks"]}}
+
+    def task_outcome(self, kill: dict[str, Any]) -> str:
+        """The killed task's status once the driver has settled it: SUCCESS (it finished before its executor died),
+        FAILED or KILLED; RUNNING if the driver had not settled it within OUTCOME_WAIT_S (its executor is gone: it
+        cannot succeed); UNKNOWN if the driver stopped answering."""
+        path = (f"/applications/{kill['app_id']}/stages/{kill['stage']['id']}/{kill['stage']['attempt']}"
+                "?details=true")
+        deadline, status = time.monotonic() + self.OUTCOME_WAIT_S, "UNKNOWN"
+        while time.monotonic() < deadline and not self.done.is_set():
+            try:
+                status = driver_api(kill["driver_ip"], path)["tasks"][str(kill["task"]["id"])]["status"]
+            except Exception as exc:  # noqa: BLE001 - a busy driver times out now and then
+                self.note(exc)
+            if status not in {"RUNNING", "UNKNOWN"}:
+                break
+            self.done.wait(2)
+        return status
 
 
 def register_copy_of_champion(platform: Live) -> int:
@@ -202,7 +236,7 @@ def run_pipeline(platform: Live, home: Path) -> PipelineRun:
             platform.report["pipeline_after_landing_s"] = round(time.monotonic() - t0, 1)
         finally:
             killer.done.set()
-        run.executor_kill = {**killer.killed, "watch_errors": killer.errors}
+        run.executor_kill = {**killer.killed, "kills": killer.kills, "watch_errors": killer.errors}
         run.phases["run"] = task_instances()
         if state == "success":  # the same interval again: a user clears ingest and score (the UI's "Clear")
             api.clear_tasks("fraud_pipeline", run_id, "ingest", "score")

@@ -227,7 +227,7 @@ def test_features_scaled_with_dynamic_allocation_and_survived_an_executor_killed
     idle_timeout = props["spark.dynamicAllocation.executorIdleTimeout"]
     executors = [e for e in platform.history(f"/applications/{app_id}/allexecutors") if e["id"] != "driver"]
     jobs = platform.history(f"/applications/{app_id}/jobs")
-    timeline = executor_timeline(executors, start, {kill["executor_id"]: kill["at"]})
+    timeline = executor_timeline(executors, start, {k["executor_id"]: k["at"] for k in kill["kills"]})
     platform.report["features_dynamic_allocation"] = {
         "app_id": app_id, "duration_s": round(end - start, 1), "executor_idle_timeout": idle_timeout,
         "executors_over_time": timeline,
