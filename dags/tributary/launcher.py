@@ -14,6 +14,8 @@ files; no connections, no DB, no Spark.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from functools import lru_cache
 from typing import Any, Callable, Sequence
 
@@ -51,8 +53,29 @@ def dataset_asset(name: str) -> Asset:
     return Asset(name=name, uri=f"tributary://datasets/{name}")
 
 
+def defer_module(name: str) -> None:
+    """Register ``name`` as a lazy module (the standard library's ``importlib.util.LazyLoader``): importing it costs
+    nothing, and its code runs on the first attribute access. Nothing happens if it is already imported or absent.
+
+    Used for the Kubernetes provider's ``kube_client``, which the Apache Spark provider's hook imports at module
+    level but only uses for ``k8s://`` masters when a task runs: it pulls in the ``kubernetes`` and
+    ``kubernetes_asyncio`` clients, most of a DAG file's parse time (benchmarks/README.md, P5)."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    setattr(sys.modules[parent], child, module)
+
+
 @builder("spark_submit")
 def _spark_submit(job: Job, task_id: str, args: Sequence[str], profile: Profile, **kwargs: Any):
+    defer_module("airflow.providers.cncf.kubernetes.kube_client")
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
     return SparkSubmitOperator(

@@ -54,3 +54,38 @@ def test_connection_comes_from_the_profile(tmp_path):
     env = airflow_env(profile, tmp_path / "af", base={"PATH": "/usr/bin"})
     assert "spark://127.0.0.1:7999" in env["AIRFLOW_CONN_TRIBUTARY_SPARK"]
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("/af/airflow.db")
+
+
+def test_parsing_the_dags_on_spark_submit_profiles_imports_no_kubernetes_client(tmp_path):
+    """The Apache Spark provider's hook imports the Kubernetes clients at module level; the launcher defers them, so
+    a fresh process parsing both DAGs (as the DAG processor's child does) loads neither client, nor Spark, torch or
+    MLflow, and the deferred module still loads in full when a k8s:// task touches it."""
+    import json
+    import os
+    import subprocess
+
+    code = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(sys.argv[1], load_op_links=False)
+heavy = [m for m in ("kubernetes", "kubernetes_asyncio", "pyspark", "torch", "mlflow") if m in sys.modules]
+from airflow.providers.cncf.kubernetes import kube_client
+loaded = callable(kube_client.get_kube_client) and "kubernetes" in sys.modules
+print(json.dumps({"dags": sorted(bag.dag_ids), "errors": list(bag.import_errors), "heavy": heavy, "loaded": loaded}))
+"""
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "TRIBUTARY_PROFILE": "local", "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "dags"), str(REPO_ROOT)])}
+    done = subprocess.run([sys.executable, "-c", code, str(REPO_ROOT / "dags")], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"dags": ["fraud_pipeline", "fraud_stream"], "errors": [], "heavy": [], "loaded": True}
+
+
+def test_defer_module_leaves_imported_and_absent_modules_alone():
+    import json as already_imported
+
+    launcher.defer_module("json")
+    assert sys.modules["json"] is already_imported
+    launcher.defer_module("tributary_no_such_module")
+    assert "tributary_no_such_module" not in sys.modules
