@@ -2,7 +2,7 @@
 
 The champion's version is resolved once (fails with exit code 1 and a how-to-fix message when there is none),
 the feature rows (optionally only those with ``--start <= event_time < --end``) are scored with
-``spark_jobs.scoring.score_features`` (mapInPandas, model loaded once per Python worker, GPU when Spark assigns
+``spark_jobs.scoring.score_features`` (mapInArrow, model loaded once per Python worker, GPU when Spark assigns
 one), and the result is MERGEd into ``predictions`` on ``transaction_id``, updating rows that exist. So re-running
 leaves the row count unchanged, and re-scoring after a new promotion replaces the model version on every row.
 

@@ -93,22 +93,29 @@ def test_a_champion_trained_on_other_features_is_refused(spark: SparkSession) ->
 
 
 def test_worker_function_loads_the_model_once_and_scores_every_row(mlflow_store) -> None:
+    import pyarrow as pa
+
     champion = _champion_ready(mlflow_store)
     uri = mlflow_store.mlflow["tracking_uri"]
     rows = features_pandas(rows=30)
+    rows = rows[scoring.PASSTHROUGH_COLUMNS].join(rows[FEATURE_COLUMNS].astype("float64"))  # score_features' input
     key = (uri, champion.model_uri, "cpu")
     assert key not in scoring.model_load_counts()
 
-    def batches() -> Iterator[pd.DataFrame]:
-        yield from (rows.iloc[i : i + 7] for i in range(0, len(rows), 7))
+    def batches() -> Iterator[pa.RecordBatch]:  # what mapInArrow hands a task: Arrow batches, an empty one too
+        yield pa.RecordBatch.from_pandas(rows.iloc[:0], preserve_index=False)
+        yield from (pa.RecordBatch.from_pandas(rows.iloc[i : i + 7], preserve_index=False) for i in range(0, len(rows), 7))
 
-    first = pd.concat(scoring.score_batches(batches(), champion, uri, batch_rows=4))  # one "partition"
-    second = pd.concat(scoring.score_batches(batches(), champion, uri, batch_rows=4))  # another, same process
+    def scored() -> pd.DataFrame:
+        return pa.Table.from_batches(list(scoring.score_batches(batches(), champion, uri, batch_rows=4))).to_pandas()
+
+    first = scored()  # one "partition"
+    second = scored()  # another, same process
     assert scoring.model_load_counts()[key] == 1
-    assert list(first["transaction_id"]) == list(rows["transaction_id"])
+    assert list(first.columns) == [*scoring.PASSTHROUGH_COLUMNS, "fraud_score", "is_fraud_pred"]
+    assert first[scoring.PASSTHROUGH_COLUMNS].equals(rows[scoring.PASSTHROUGH_COLUMNS])  # passed through as they came
     assert first["fraud_score"].between(0, 1).all() and first.equals(second)
     assert (first["is_fraud_pred"] == (first["fraud_score"] >= champion.threshold).astype(int)).all()
-    assert set(first["model_version"]) == {champion.version} and set(first["model_run_id"]) == {champion.run_id}
     assert list(scoring.score_batches(iter([]), champion, uri, 4)) == []  # an empty partition loads nothing
 
 
