@@ -24,7 +24,7 @@ ROWS ?= 20000
 TEST_PREREQS :=
 -include make/*.mk
 
-.PHONY: help setup jars run up test clean airflow-db
+.PHONY: help setup jars run up test bench clean airflow-db
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
@@ -53,6 +53,9 @@ up: setup airflow-db ## start the Airflow UI and the MLflow UI on the local stat
 
 test: setup $(TEST_PREREQS) ## run every test (tests/cluster beside the rest; see scripts/test.sh)
 	@scripts/test.sh $(PYTEST_ARGS)
+
+bench: setup ## run the benchmarks (benchmarks/README.md) into benchmarks/results; QUICK=1 for CI-sized data
+	$(RUN) python -m benchmarks.run $(if $(QUICK),--quick --out var/bench)
 
 clean: ## remove local state (data, Airflow and MLflow stores); keeps environments and jars
 	rm -rf var/lake var/landing var/checkpoints var/mlflow var/airflow var/run-summary.json

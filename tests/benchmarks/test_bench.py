@@ -1,0 +1,65 @@
+"""The benchmarks run and write valid results (``make bench QUICK=1``'s path, on CI-sized data); the harness turns
+figures into ratios correctly. No figure is asserted: goals are reported by the benchmarks, never tested here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.harness import Goal, Result, Stats
+from benchmarks.run import BENCHMARKS
+from spark_jobs.config import REPO_ROOT
+
+
+def test_quick_benchmarks_run_and_write_results_and_plots(tmp_path):
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out), "--work",
+                           str(tmp_path / "work")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    for name in BENCHMARKS:
+        result = json.loads((out / f"{name}.json").read_text())
+        assert result["benchmark"] == name and result["quick"] is True
+        assert result["machine"]["cpus"] and result["versions"]["pyspark"] != "not installed"
+        for figure, stats in result["figures"].items():
+            assert len(stats["runs"]) >= 3, (name, figure)
+            assert 0 < stats["min"] <= stats["median"] <= stats["max"], (name, figure, stats)
+        for goal in result["goals"]:
+            median = result["figures"][goal["figure"]]["median"]
+            ratio = median / result["figures"][goal["baseline"]]["median"] if goal["baseline"] else median
+            assert goal["measured"] == pytest.approx(ratio, rel=1e-3), goal
+            assert goal["met"] in ((None,) if goal["target"] is None else (True, False)), goal
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"bench: {name} done" in done.stdout
+
+
+def test_goals_are_ratios_of_medians_or_absolute_medians():
+    figures = {"fast": Stats("rows/s", [10, 30, 20]), "slow": Stats("rows/s", [4, 5, 6]), "t": Stats("s", [0.4, 0.6, 0.5])}
+    goals = [Goal("fast/slow", "fast", "slow", 3.0), Goal("absolute", "t", "", 0.5, higher_is_better=False),
+             Goal("report", "slow", "fast", None), Goal("missed", "slow", "fast", 1.0)]
+    Result("x", "x", True, {}, figures, goals)
+    assert figures["fast"].median == 20 and figures["fast"].min == 10 and figures["fast"].max == 30
+    assert [(g.measured, g.met) for g in goals] == [(4.0, True), (0.5, True), (0.25, None), (0.25, False)]
+
+
+def test_a_goal_naming_an_unmeasured_figure_or_a_figure_without_runs_fails():
+    with pytest.raises(ValueError, match="not measured: \\['other'\\]"):
+        Result("x", "x", True, {}, {"a": Stats("s", [1.0])}, [Goal("g", "a", "other", 1.0)])
+    with pytest.raises(ValueError, match="no runs"):
+        Stats("s", [])
+
+
+def test_an_unknown_benchmark_fails_with_the_known_ones():
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--only", "P9_nope"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown benchmark(s) ['P9_nope']" in done.stderr
+    assert all(name in done.stderr for name in BENCHMARKS)
+
+
+def test_the_readme_table_shows_the_committed_results():
+    from benchmarks.report import readme_table, table
+
+    assert readme_table() == table(), "run `make bench` (it rewrites the table), or benchmarks.report.update_readme()"
+    assert all(f"| {name} |" in table() for name in BENCHMARKS)
