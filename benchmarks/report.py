@@ -29,7 +29,8 @@ def table(results_dir: Path = RESULTS_DIR) -> str:
         for goal in result["goals"]:
             fig = figures[goal["figure"]]
             base = figures[goal["baseline"]] if goal["baseline"] else None
-            target = "" if goal["target"] is None else ("≥ " if goal["higher_is_better"] else "≤ ") + f"{goal['target']:g}"
+            sign = "≥ " if goal["higher_is_better"] else "≤ "
+            target = "" if goal["target"] is None else f"{sign}{goal['target']:g}"
             verdict = {True: "met", False: "**missed**", None: "reported"}[goal["met"]]
             measured = f"{goal['measured']:.3g}" + ("×" if base else f" {fig['unit']}")
             lines.append(

@@ -1,8 +1,9 @@
 """P1: batch scoring throughput, rows/s per core, with a champion model registered in MLflow.
 
-The data is a Delta table of feature rows (``FEATURE_COLUMNS`` and the passthrough columns, ``ROWS`` of them, 8
-files), and the model is trained and registered by ``spark_jobs.train``'s own code into a local MLflow (SQLite and
-a file artifact store), then aliased ``@champion``. Every method reads that table and writes its scores:
+The data is a Delta table of feature rows (``FEATURE_COLUMNS`` and the passthrough columns; 1,000,000 of them, or
+10,000 with ``--quick``; 8 files), and the model is trained and registered by ``spark_jobs.train``'s own code into
+a local MLflow (SQLite and a file artifact store), then aliased ``@champion``. Every method reads that table and
+writes its scores:
 
 - ``tributary``: ``spark_jobs.scoring.score_features`` (mapInPandas, the model once per Python worker), written to
   a Delta table, on ``local[2]``: per core = rows/s / 2;
@@ -11,7 +12,8 @@ a file artifact store), then aliased ``@champion``. Every method reads that tabl
   yet), torch scores numpy batches of 10,000 rows, pyarrow writes Parquet;
 - ``(a0) numpy in memory``: the same model on the same matrix already in memory, 1 thread: the compute limit;
 - ``(b) row UDF``: a row-at-a-time Python UDF (``@udf``) calling the model per row, to Delta, on ``local[2]``;
-  measured on a ``UDF_ROWS`` slice (a rate: rows/s per core);
+  measured on a 50,000-row slice (2,000 with ``--quick``) cached in memory, which favours it (a rate: rows/s per
+  core);
 - ``(c) mlflow spark_udf``: ``mlflow.pyfunc.spark_udf`` of the same version, to Delta, on ``local[2]``;
 - ``(d) tributary via mapInPandas (before)``: Tributary's scoring as it was before it moved to ``mapInArrow``;
 - ``(e) spark copy, no scoring``: the same read and Delta write with a column copied for the score: no Python, no
@@ -117,6 +119,7 @@ def register_champion(spark: Any, tracking_uri: str, artifacts: Path) -> Any:
 
 
 def run(quick: bool, work: Path) -> Result:
+    import mlflow.pyfunc
     import mlflow.pytorch
     import numpy as np
     import pyarrow as pa
@@ -169,9 +172,10 @@ def run(quick: bool, work: Path) -> Result:
             part = pq.read_table(path.removeprefix("file:"), columns=columns)
             x = np.column_stack([part.column(c).to_numpy().astype(np.float32) for c in FEATURE_COLUMNS])
             scores = predict_proba(model, x, 10_000)
-            scored = part.select(PASSTHROUGH_COLUMNS).append_column("fraud_score", pa.array(scores.astype(np.float64)))
-            pq.write_table(scored.append_column("is_fraud_pred", pa.array((scores >= champion.threshold).astype(np.int32))),
-                           out / f"part-{i:05d}.parquet")
+            scored = (part.select(PASSTHROUGH_COLUMNS)
+                      .append_column("fraud_score", pa.array(scores.astype(np.float64)))
+                      .append_column("is_fraud_pred", pa.array((scores >= champion.threshold).astype(np.int32))))
+            pq.write_table(scored, out / f"part-{i:05d}.parquet")
 
     matrix = features.select(*FEATURE_COLUMNS).toPandas().to_numpy(dtype=np.float32)
 

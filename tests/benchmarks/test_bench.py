@@ -36,7 +36,8 @@ def test_quick_benchmarks_run_and_write_results_and_plots(tmp_path):
 
 
 def test_goals_are_ratios_of_medians_or_absolute_medians():
-    figures = {"fast": Stats("rows/s", [10, 30, 20]), "slow": Stats("rows/s", [4, 5, 6]), "t": Stats("s", [0.4, 0.6, 0.5])}
+    figures = {"fast": Stats("rows/s", [10, 30, 20]), "slow": Stats("rows/s", [4, 5, 6]),
+               "t": Stats("s", [0.4, 0.6, 0.5])}
     goals = [Goal("fast/slow", "fast", "slow", 3.0), Goal("absolute", "t", "", 0.5, higher_is_better=False),
              Goal("report", "slow", "fast", None), Goal("missed", "slow", "fast", 1.0)]
     Result("x", "x", True, {}, figures, goals)

@@ -101,7 +101,7 @@ class ExecutorKiller(threading.Thread):
     if it succeeded after all, it kills again, at most ``tries`` pods. ``killed`` is the kill that cost the
     application a running task; ``kills`` every kill."""
 
-    OUTCOME_WAIT_S = 90  # the driver notices a vanished executor by its pod watch, or after missingPodDetectDelta (30 s)
+    OUTCOME_WAIT_S = 90  # the driver notices a vanished executor by its pod watch, or after missingPodDetectDelta 30 s
 
     def __init__(self, platform: Live, app: str, tries: int = 3):
         super().__init__(daemon=True)
