@@ -20,7 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from spark_jobs.config import REPO_ROOT
+
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 REPEATS = 3
 VERSIONED = ("pyspark", "delta-spark", "torch", "mlflow", "pandas", "pyarrow", "numpy", "apache-airflow",

@@ -130,7 +130,7 @@ def run(quick: bool, work: Path) -> Result:
     from spark_jobs.config import load_profile
     from spark_jobs.features import FEATURE_COLUMNS
     from spark_jobs.model import predict_proba
-    from spark_jobs.scoring import PASSTHROUGH_COLUMNS, load_model_cached, score_features
+    from spark_jobs.scoring import PASSTHROUGH_COLUMNS, load_model_cached, model_identity_columns, score_features
     from spark_jobs.session import build_session
 
     rows, udf_rows = (10_000, 2_000) if quick else (1_000_000, 50_000)
@@ -148,10 +148,8 @@ def run(quick: bool, work: Path) -> Result:
 
     def identity(scored: Any) -> Any:
         """The columns Tributary's predictions carry besides the score, added the same way to every method."""
-        return scored.select(
-            "*", (F.col("fraud_score") >= champion.threshold).cast("int").alias("is_fraud_pred"),
-            F.lit(champion.name).alias("model_name"), F.lit(champion.version).cast("int").alias("model_version"),
-            F.lit(champion.run_id).alias("model_run_id"), F.current_timestamp().alias("scored_at"))
+        return scored.select("*", (F.col("fraud_score") >= champion.threshold).cast("int").alias("is_fraud_pred"),
+                             *model_identity_columns(champion))
 
     def to_delta(frame: Any, name: str) -> None:
         frame.write.format("delta").mode("overwrite").save(str(work / "out" / name))

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -199,6 +199,13 @@ def score_batches(
         )
 
 
+def model_identity_columns(champion: ChampionModel) -> list[Column]:
+    """``model_name``, ``model_version``, ``model_run_id`` and ``scored_at``: the same on every row, so constants the
+    JVM adds rather than columns built per row in Python."""
+    return [F.lit(champion.name).alias("model_name"), F.lit(champion.version).cast("int").alias("model_version"),
+            F.lit(champion.run_id).alias("model_run_id"), F.current_timestamp().alias("scored_at")]
+
+
 def score_features(features: DataFrame, champion: ChampionModel, tracking_uri: str) -> DataFrame:
     """Score feature rows (``transaction_id, card_id, event_time`` + ``FEATURE_COLUMNS``) with ``champion``.
 
@@ -218,9 +225,4 @@ def score_features(features: DataFrame, champion: ChampionModel, tracking_uri: s
 
     inputs = features.select(*PASSTHROUGH_COLUMNS, *(F.col(c).cast("double") for c in FEATURE_COLUMNS))
     scored = inputs.mapInArrow(score, MODEL_OUTPUT_SCHEMA)
-    # The model's identity is the same on every row: constants added by the JVM, not built per row in Python.
-    return scored.select(
-        *PASSTHROUGH_COLUMNS, "fraud_score", "is_fraud_pred",
-        F.lit(champion.name).alias("model_name"), F.lit(champion.version).cast("int").alias("model_version"),
-        F.lit(champion.run_id).alias("model_run_id"), F.current_timestamp().alias("scored_at"),
-    )
+    return scored.select(*PASSTHROUGH_COLUMNS, "fraud_score", "is_fraud_pred", *model_identity_columns(champion))
