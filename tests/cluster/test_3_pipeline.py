@@ -225,6 +225,7 @@ def test_features_scaled_with_dynamic_allocation_and_survived_an_executor_killed
     assert props["spark.dynamicAllocation.shuffleTracking.enabled"] == "true"
     assert int(props["spark.dynamicAllocation.minExecutors"]) == bounds["min_executors"]
     assert int(props["spark.dynamicAllocation.maxExecutors"]) == bounds["max_executors"]
+    assert int(props["spark.dynamicAllocation.initialExecutors"]) == bounds["initial_executors"]
     idle_timeout = props["spark.dynamicAllocation.executorIdleTimeout"]
     executors = [e for e in platform.history(f"/applications/{app_id}/allexecutors") if e["id"] != "driver"]
     jobs = platform.history(f"/applications/{app_id}/jobs")
