@@ -74,12 +74,14 @@ QUARANTINE_SCHEMA = StructType(
 )
 
 # Quarantine reasons, checked in this order; a record gets the first that applies.
+REASON_INVALID_UTF8 = "invalid_utf8"  # bytes that are not UTF-8 text (a Kafka record's value, a binary file)
 REASON_MALFORMED_JSON = "malformed_json"
 REASON_MISSING_FIELD = "missing_field"  # written as "missing_field:<name>"
 REASON_INVALID_TYPE = "invalid_type"  # written as "invalid_type:<name>"
 REASON_NEGATIVE_AMOUNT = "negative_amount"
 REASON_FUTURE_TIMESTAMP = "future_timestamp"
 REASON_ORDER: tuple[str, ...] = (
+    REASON_INVALID_UTF8,
     REASON_MALFORMED_JSON,
     REASON_MISSING_FIELD,
     REASON_INVALID_TYPE,

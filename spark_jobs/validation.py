@@ -10,14 +10,17 @@ all-string schema, ``try_cast``), no Python UDFs, so they run the same in a batc
 
 A record gets the first reason that applies, in this order:
 
-1. ``malformed_json``: not a JSON object (broken JSON, an array, a scalar, an empty or blank line);
-2. ``missing_field:<name>``: a required field is absent, null or blank (first in ``RAW_FIELDS`` order);
-3. ``invalid_type:<name>``: a value that does not parse as the field's type, or lies outside its domain
+1. ``invalid_utf8``: bytes that are not valid UTF-8 (a Kafka record is bytes; so is a file line). Its
+   ``raw_record`` keeps the line with each invalid sequence replaced by U+FFFD, so the quarantine table stays
+   readable text; ``source_file`` says where the original bytes are (``kafka://<topic>/<partition>/<offset>``);
+2. ``malformed_json``: not a JSON object (broken JSON, an array, a scalar, an empty or blank line);
+3. ``missing_field:<name>``: a required field is absent, null or blank (first in ``RAW_FIELDS`` order);
+4. ``invalid_type:<name>``: a value that does not parse as the field's type, or lies outside its domain
    (non-finite numbers, lat outside [-90, 90], lon outside [-180, 180], channel not pos|online|atm,
    is_fraud not 0/1, event_time without a time of day). Numbers sent as numeric strings (``"12.5"``) are
    accepted; an ``event_time`` with a zone offset is converted to UTC, one without is taken as UTC;
-4. ``negative_amount``: ``amount < 0``;
-5. ``future_timestamp``: ``event_time > as_of``.
+5. ``negative_amount``: ``amount < 0``;
+6. ``future_timestamp``: ``event_time > as_of``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from spark_jobs.schema import (
     RAW_TYPES,
     REASON_FUTURE_TIMESTAMP,
     REASON_INVALID_TYPE,
+    REASON_INVALID_UTF8,
     REASON_MALFORMED_JSON,
     REASON_MISSING_FIELD,
     REASON_NEGATIVE_AMOUNT,
@@ -102,6 +106,7 @@ def _reason(as_of: datetime) -> Column:
     invalid = [(~_acceptable(n, _typed(n)), f"{REASON_INVALID_TYPE}:{n}") for n in RAW_FIELDS]
     return _first(
         [
+            (~F.is_valid_utf8("value"), REASON_INVALID_UTF8),
             (malformed, REASON_MALFORMED_JSON),
             *missing,
             *invalid,
@@ -144,10 +149,12 @@ def validate_lines(lines: DataFrame, as_of: datetime) -> tuple[DataFrame, DataFr
                 F.concat_ws("\u001f", F.coalesce("source_file", F.lit("")), "value", F.col("_n").cast("string")),
                 256,
             ).alias("quarantine_id"),
-            F.col("value").alias("raw_record"),
+            F.make_valid_utf8("value").alias("raw_record"),
             F.col("_reason").alias("reason"),
             F.col("source_file").cast("string"),
-            F.when(F.col("_reason") != REASON_MALFORMED_JSON, _raw("transaction_id")).alias("transaction_id"),
+            F.when(~F.col("_reason").isin(REASON_INVALID_UTF8, REASON_MALFORMED_JSON), _raw("transaction_id")).alias(
+                "transaction_id"
+            ),
             stamp.alias("quarantined_at"),
         )
     )

@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timezone
 
 from pyspark.sql import Row
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
 from spark_jobs.schema import BRONZE_SCHEMA, QUARANTINE_SCHEMA, RAW_FIELDS
@@ -200,3 +201,17 @@ def test_deduplicate_leaves_unique_rows_alone(spark):
     assertDataFrameEqual(unique, valid)
     assert dropped.count() == 0
     assert RAW_FIELDS[0] == "transaction_id"
+
+
+def test_bytes_that_are_not_utf8_are_quarantined_as_such_first(spark, tmp_path):
+    """Read as Spark's text source reads a landed file (bytes, unchecked): a line with invalid UTF-8 is quarantined
+    as ``invalid_utf8`` before any other reason, its raw record made readable, the valid lines unaffected."""
+    landed = tmp_path / "part-00000.jsonl"
+    bad_json = line(transaction_id="t9").encode().replace(b'"t9"', b'"t\xff9"')  # valid JSON around a bad byte
+    landed.write_bytes(b"\n".join([line().encode(), bad_json, b"\xc3\x28 {broken", b""]))
+    lines = spark.read.text(str(landed)).select("value", F.lit("file:/l/u.jsonl").alias("source_file"))
+    valid, quarantine = validate_lines(lines, AS_OF)
+    assert [r["transaction_id"] for r in valid.collect()] == ["t1"]
+    rows = sorted(quarantine.collect(), key=lambda r: r["raw_record"])
+    assert [r["reason"] for r in rows] == ["invalid_utf8", "invalid_utf8"]
+    assert all("\ufffd" in r["raw_record"] and r["transaction_id"] is None for r in rows)
