@@ -73,6 +73,8 @@ LAUNCHER_OPTIONS: dict[str, set[str]] = {
 }
 LAUNCHER_KINDS = set(LAUNCHER_OPTIONS)
 STREAMING_TRIGGERS = {"available_now", "processing_time"}
+# streaming.source -> the keys its section streaming.<source> needs (files: none; spark_jobs/stream.py SOURCES).
+STREAMING_SOURCES: dict[str, set[str]] = {"files": set(), "kafka": {"bootstrap_servers", "topic"}}
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^{}]|\{[^{}]*\})*))?\}")
 
@@ -137,6 +139,14 @@ def _validate(raw: dict[str, Any], path: Path) -> None:
         )
     if raw["streaming"]["trigger"] not in STREAMING_TRIGGERS:
         raise ConfigError(f"{path}: streaming.trigger must be one of {sorted(STREAMING_TRIGGERS)}")
+    source = raw["streaming"]["source"]
+    if source not in STREAMING_SOURCES:
+        raise ConfigError(f"{path}: streaming.source must be one of {sorted(STREAMING_SOURCES)}")
+    needed, section = STREAMING_SOURCES[source], raw["streaming"].get(source)
+    if needed and not (isinstance(section, dict) and needed <= set(section)):
+        have = sorted(section) if isinstance(section, dict) else section
+        raise ConfigError(f"{path}: streaming.source '{source}' needs streaming.{source} with keys {sorted(needed)}, "
+                          f"has {have}")
     if path.stem != raw["name"]:
         raise ConfigError(f"{path}: name '{raw['name']}' must equal the file name '{path.stem}'")
 

@@ -25,6 +25,10 @@ What it makes:
 Transactions depend on the seed, the batch id and the time window. Batch output goes to
 ``landing_batch/<batch-id>/part-NNNNN.jsonl``; stream output to ``landing_stream/<batch-id>-part-NNNNN.jsonl``
 (flat, so a file stream source sees every file). Files are written atomically (hidden temp file, then rename).
+``--target kafka`` publishes the lines instead, in order, one record each, to the profile's ``streaming.kafka``
+topic through Spark's Kafka sink (the pinned spark-sql-kafka jar; the only target that starts Spark)::
+
+    python -m spark_jobs.generate --profile local-kafka --target kafka --rows 2000 --batch-id stream-001
 """
 
 from __future__ import annotations
@@ -39,10 +43,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from itertools import accumulate
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 from urllib.parse import urlparse
 
 from spark_jobs.schema import RAW_FIELDS
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 DEFAULT_ROWS = 20_000
 DEFAULT_DAYS = 14
@@ -62,7 +69,8 @@ DIRTY_KINDS: tuple[str, ...] = (
 )
 FRAUD_PATTERNS: tuple[str, ...] = ("card_testing", "account_takeover", "impossible_travel")
 _PATTERN_WEIGHTS = (0.15, 0.45, 0.40)  # share of incidents; card testing has the most rows per incident
-TARGETS = ("landing_batch", "landing_stream")
+TARGETS = ("landing_batch", "landing_stream")  # catalog datasets: files
+KAFKA_TARGET = "kafka"  # the profile's streaming.kafka topic: one record per line
 _BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -655,6 +663,16 @@ def landing_location(landing_uri: str, target: str, batch_id: str) -> tuple[str,
     return f"{landing_uri.rstrip('/')}/{batch_id}", ""
 
 
+def publish_kafka(spark: "SparkSession", kafka: Mapping[str, object], records: Sequence[str | bytes]) -> int:
+    """Publish ``records`` (value only, text as UTF-8, bytes as they are) to ``kafka['topic']``, in order, with
+    Spark's Kafka sink (one producer: acks=all and idempotence, Kafka's defaults). Returns how many were sent."""
+    values = [(r.encode("utf-8") if isinstance(r, str) else bytes(r),) for r in records]
+    frame = spark.createDataFrame(values, "value binary").coalesce(1)
+    (frame.write.format("kafka").option("kafka.bootstrap.servers", str(kafka["bootstrap_servers"]))
+     .option("topic", str(kafka["topic"])).save())
+    return len(values)
+
+
 def _parser():
     from spark_jobs.cli import job_parser
 
@@ -667,7 +685,7 @@ def _parser():
     parser.add_argument("--fraud-rate", type=float, default=DEFAULT_FRAUD_RATE, help="fraud share of clean rows")
     parser.add_argument("--cards", type=int, default=None, help=f"default: rows // {ROWS_PER_CARD}, at least 20")
     parser.add_argument("--batch-id", default=None, help="default: <start>-seed<seed>")
-    parser.add_argument("--target", choices=TARGETS, default="landing_batch")
+    parser.add_argument("--target", choices=(*TARGETS, KAFKA_TARGET), default="landing_batch")
     parser.add_argument("--files", type=int, default=1, help="number of part files (>= 1)")
     return parser
 
@@ -686,11 +704,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
             raise ValueError("files must be >= 1")
     except ValueError as exc:
         parser.error(str(exc))
+    kafka = profile.streaming.get("kafka")
+    if args.target == KAFKA_TARGET and not isinstance(kafka, dict):
+        parser.error(f"--target kafka needs the profile's streaming.kafka (bootstrap_servers, topic); profile "
+                     f"'{profile.name}' has none: use --profile local-kafka, or add it")
     batch = generate(config)
-    directory, prefix = landing_location(profile.catalog.uri(args.target), args.target, config.resolved_batch_id)
-    paths = write_jsonl(directory, split_files(batch.lines, args.files, prefix), replace_glob=f"{prefix}part-*.jsonl")
+    if args.target == KAFKA_TARGET:
+        from spark_jobs.session import build_session
+
+        published = publish_kafka(build_session(profile, "tributary-generate"), kafka, batch.lines)
+        where = {"topic": kafka["topic"], "published": published}
+    else:
+        directory, prefix = landing_location(profile.catalog.uri(args.target), args.target, config.resolved_batch_id)
+        where = {"files": write_jsonl(directory, split_files(batch.lines, args.files, prefix),
+                                      replace_glob=f"{prefix}part-*.jsonl")}
     result = {"batch_id": config.resolved_batch_id, "target": args.target, "seed": config.seed,
-              "start": config.start.isoformat(), "days": config.days, **batch.counts(), "files": paths}
+              "start": config.start.isoformat(), "days": config.days, **batch.counts(), **where}
     emit_result("generate", result)
     return result
 

@@ -23,8 +23,11 @@ Exactly once: the query checkpoints to the ``stream_checkpoint`` dataset and wri
 Sources are pluggable (``SOURCES``, chosen by the profile's ``streaming.source``): ``files`` reads the
 ``landing_stream`` folder as text, ``streaming.max_files_per_trigger`` files per micro-batch; ``kafka`` reads a
 topic named in the profile's ``streaming.kafka`` (``bootstrap_servers``, ``topic``, optional
-``max_offsets_per_trigger``; needs the pinned spark-sql-kafka jar). No shipped profile uses Kafka yet, and it
-has not been run against a broker here; only its schema and record mapping are tested. The trigger comes from
+``max_offsets_per_trigger``) from its earliest offsets, with the pinned spark-sql-kafka jars (the ``local-kafka``
+profile; docs/streaming.md). A Kafka record's ``source_file`` is ``kafka://<topic>/<partition>/<offset>``, so a
+replayed batch finds its own records as it finds its own files. When the topic no longer holds the offsets the
+checkpoint reached (deleted and recreated, or expired), Spark reports data loss and the job stops with what to do
+(``query_failure``) rather than skip records. The trigger comes from
 ``streaming.trigger``: ``available_now`` processes everything landed, in batches, then stops (scheduled runs);
 ``processing_time`` runs until stopped (long-running clusters).
 
@@ -49,13 +52,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, StreamingQueryException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
-from spark_jobs.config import STREAMING_TRIGGERS, ConfigError, Profile
+from spark_jobs.config import STREAMING_SOURCES, STREAMING_TRIGGERS, ConfigError, Profile
 from spark_jobs.features import features_for_new
 from spark_jobs.ingest import IngestPlan, outcome_counts, plan_ingest, reconcile
 from spark_jobs.schema import BRONZE_SCHEMA, QUARANTINE_SCHEMA
@@ -77,7 +80,7 @@ CHAMPION_POLL_S = 30.0
 TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 QUERY_ID_PROPERTY = "sql.streaming.queryId"  # set by Spark on the thread that runs a micro-batch
-KAFKA_KEYS = {"bootstrap_servers", "topic"}
+KAFKA_KEYS = STREAMING_SOURCES["kafka"]
 
 
 # --- pure transforms ------------------------------------------------------------------------------------------
@@ -180,7 +183,11 @@ def _kafka_source(spark: "SparkSession", profile: Profile, wait_for_files: bool 
         .option("startingOffsets", "earliest")
     )
     if "max_offsets_per_trigger" in kafka:
-        reader = reader.option("maxOffsetsPerTrigger", int(kafka["max_offsets_per_trigger"]))
+        limit = str(kafka["max_offsets_per_trigger"])
+        if not limit.isdigit() or int(limit) < 1:
+            raise ConfigError(f"profile '{profile.name}': streaming.kafka.max_offsets_per_trigger must be a positive "
+                              f"integer, not {limit!r}")
+        reader = reader.option("maxOffsetsPerTrigger", int(limit))
     return kafka_records(reader.load())
 
 
@@ -247,9 +254,7 @@ class StreamSink:
             counts = reconcile({r["outcome"]: r["count"] for r in outcomes})  # as ingest: every line accounted for
             with idempotent_writes(spark, txn_app_id(query_id), batch_id):
                 if counts["rows_ingested"]:
-                    scores = score_new(plan.new, bronze, self.champion, self.profile.mlflow["tracking_uri"])
-                    io.merge_table(spark, plan.new, catalog, "bronze_transactions")
-                    io.merge_table(spark, scores, catalog, "stream_predictions")
+                    self.write_new(spark, plan.new, bronze)
                 if counts["rows_quarantined"]:
                     quarantine = conform(plan.quarantine, QUARANTINE_SCHEMA)
                     io.merge_table(spark, quarantine, catalog, "quarantine_transactions")
@@ -261,11 +266,39 @@ class StreamSink:
         self.duplicates += counts["rows_duplicate"]
         log.info("stream batch %s (query %s): %s", batch_id, query_id, counts)
 
+    def write_new(self, spark: "SparkSession", new: DataFrame, bronze: DataFrame) -> None:
+        """The batch's valid new transactions: featurised with ``bronze`` (as it was before this batch) as
+        history, scored with the champion, and MERGEd into bronze and ``stream_predictions``."""
+        scores = score_new(new, bronze, self.champion, self.profile.mlflow["tracking_uri"])
+        io.merge_table(spark, new, self.profile.catalog, "bronze_transactions")
+        io.merge_table(spark, scores, self.profile.catalog, "stream_predictions")
+
 
 def _bronze_snapshot(spark: "SparkSession", profile: Profile) -> DataFrame:
     """Bronze pinned at its current version (empty before the first write)."""
     current = io.read_current(spark, profile.catalog, "bronze_transactions")
     return spark.createDataFrame([], BRONZE_SCHEMA) if current is None else current[0]
+
+
+def query_failure(error: str, profile: Profile) -> str | None:
+    """What to tell the user when the query stopped with ``error``; None for an error with no advice here.
+
+    Kafka data loss (Spark's ``KAFKA_DATA_LOSS``, ``failOnDataLoss`` is on): the checkpoint's offsets are ahead of
+    what the topic holds, because the topic was deleted and recreated, or records expired before they were read.
+    The query stops rather than skip them silently; resuming is a decision for a person.
+    """
+    if "KAFKA_DATA_LOSS" not in error and "failOnDataLoss" not in error:
+        return None
+    first = next((ln.strip() for ln in error.splitlines() if "KAFKA_DATA_LOSS" in ln), error.splitlines()[0])
+    checkpoint = profile.catalog.uri("stream_checkpoint")
+    topic = profile.streaming.get("kafka", {}).get("topic", "?")
+    return (
+        f"the Kafka topic '{topic}' no longer holds the offsets the stream's checkpoint has reached ({first}): it "
+        f"was deleted and recreated, or its records expired before the stream read them. Nothing was written for "
+        f"the missing records. To read the topic again from its start, move the checkpoint aside "
+        f"({checkpoint}) and run the stream again (bronze and stream_predictions keep their rows; MERGE on the "
+        f"transaction id skips those already there)"
+    )
 
 
 def start_query(lines: DataFrame, sink: StreamSink, profile: Profile, trigger: str, interval: str) -> "StreamingQuery":
@@ -298,7 +331,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     except (NoChampionError, ConfigError, TrackingUnavailable) as exc:
         fail(str(exc))
     sink = StreamSink(profile, champion)
-    start_query(lines, sink, profile, trigger, args.interval).awaitTermination()
+    try:
+        start_query(lines, sink, profile, trigger, args.interval).awaitTermination()
+    except StreamingQueryException as exc:
+        message = query_failure(str(exc), profile)
+        if message is None:
+            raise
+        fail(message)
     result = {
         "profile": profile.name,
         "model_version": champion.version,

@@ -119,3 +119,20 @@ def test_missing_jars_fail_fast_with_the_fix(tmp_path):
     env = {**ENV, "TRIBUTARY_JARS_DIR": str(tmp_path)}
     with pytest.raises(ConfigError, match="run `make jars`"):
         spark_conf(load_profile("local", env=env))
+
+
+@pytest.mark.parametrize(
+    ("streaming", "error"),
+    [
+        ({"source": "rabbitmq"}, r"streaming.source must be one of \['files', 'kafka'\]"),
+        ({"source": "kafka"}, r"streaming.source 'kafka' needs streaming.kafka with keys \['bootstrap_servers', "
+                              r"'topic'\], has None"),
+        ({"source": "kafka", "kafka": {"topic": "t"}}, r"needs streaming.kafka with keys .*, has \['topic'\]"),
+    ],
+)
+def test_the_stream_source_and_its_settings_are_checked_when_the_profile_loads(tmp_path, streaming, error):
+    raw = yaml.safe_load((CONF_DIR / "profiles" / "local.yaml").read_text())
+    raw["name"] = "x"
+    raw["streaming"] = {**raw["streaming"], **streaming}
+    with pytest.raises(ConfigError, match=error):
+        load_profile("x", env=ENV, conf_dir=_write_profile(tmp_path, raw))

@@ -239,13 +239,19 @@ def test_main_lands_batches_in_subfolders_and_stream_files_flat(tributary_home: 
 @pytest.mark.parametrize(
     "bad",
     [["--rows", "0"], ["--days", "0"], ["--dirty-fraction", "1.5"], ["--files", "0"], ["--batch-id", "../x"],
-     ["--start", "not-a-date"], ["--target", "bronze_transactions"]],
+     ["--start", "not-a-date"], ["--target", "bronze_transactions"], ["--target", "kafka"]],
 )
 def test_main_rejects_bad_arguments(tributary_home: Path, bad):
     with pytest.raises(SystemExit) as exc:
         gen.main(bad)
     assert exc.value.code == 2
     assert not (tributary_home / "var" / "landing").exists()
+
+
+def test_the_kafka_target_needs_a_profile_with_a_topic(tributary_home: Path, capsys):
+    with pytest.raises(SystemExit):
+        gen.main(["--profile", "local", "--target", "kafka"])
+    assert "profile 'local' has none: use --profile local-kafka" in capsys.readouterr().err
 
 
 def test_only_local_landing_uris_are_written():

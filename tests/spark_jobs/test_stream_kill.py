@@ -32,7 +32,7 @@ START_TIMEOUT_S = 300  # until the first micro-batch commits
 RUN_TIMEOUT_S = 420  # the restarted run, to completion
 
 
-def _batch_ids(folder: Path) -> set[int]:
+def batch_ids(folder: Path) -> set[int]:
     """Micro-batch ids with a file in a checkpoint sub-folder (``offsets`` or ``commits``)."""
     if not folder.is_dir():
         return set()
@@ -52,37 +52,38 @@ def _txn_versions(table: Path) -> set[int]:
     return versions
 
 
-def _tail(path: Path, n: int = 60) -> str:
+def tail(path: Path, n: int = 60) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else "(no log)"
 
 
-def _kill_mid_run(proc: subprocess.Popen, checkpoint: Path, bronze: Path, predictions: Path, log: Path) -> str:
+def kill_mid_run(proc: subprocess.Popen, checkpoint: Path, bronze: Path, predictions: Path, log: Path,
+                 batches: int = FILES, start_timeout: float = START_TIMEOUT_S) -> str:
     """Wait for a committed batch and a later one in flight, SIGKILL the process group; return where it died.
 
     Preferred moment: the in-flight batch has reached bronze but not ``stream_predictions``. If that window is
     missed until only one batch is left, kill as soon as any batch is in flight.
     """
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + start_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(
                 f"the stream job exited (rc {proc.returncode}) before it could be killed mid-run; "
-                f"raise FILES or ROWS so it needs longer.\n{_tail(log)}"
+                f"raise FILES or ROWS so it needs longer.\n{tail(log)}"
             )
-        commits = _batch_ids(checkpoint / "commits")
-        in_flight = _batch_ids(checkpoint / "offsets") - commits
+        commits = batch_ids(checkpoint / "commits")
+        in_flight = batch_ids(checkpoint / "offsets") - commits
         if commits and in_flight:
             batch = max(in_flight)
             if batch in _txn_versions(bronze) and batch not in _txn_versions(predictions):
                 moment = f"batch {batch} written to bronze, not yet to stream_predictions"
                 break
-            if len(commits) >= FILES - 1:
+            if len(commits) >= batches - 1:
                 moment = f"batch {batch} in flight"
                 break
         time.sleep(0.05)
     else:
         os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"no micro-batch committed within {START_TIMEOUT_S}s.\n{_tail(log)}")
+        pytest.fail(f"no micro-batch committed within {start_timeout:.0f}s.\n{tail(log)}")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     return moment
@@ -107,11 +108,11 @@ def test_sigkill_mid_run_then_restart_has_no_duplicates_and_no_gaps(
             command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
-            moment = _kill_mid_run(first, checkpoint, bronze_path, predictions_path, first_log)
+            moment = kill_mid_run(first, checkpoint, bronze_path, predictions_path, first_log)
         finally:
             if first.poll() is None:
                 os.killpg(first.pid, signal.SIGKILL)
-    committed = _batch_ids(checkpoint / "commits")
+    committed = batch_ids(checkpoint / "commits")
     print(f"killed the first run at: {moment}; committed batches {sorted(committed)} of {FILES}")
     assert first.returncode == -signal.SIGKILL, f"the first run was not killed (rc {first.returncode})"
     assert 1 <= len(committed) < FILES, f"killed after {sorted(committed)} of {FILES} batches: not mid-run"
@@ -122,11 +123,11 @@ def test_sigkill_mid_run_then_restart_has_no_duplicates_and_no_gaps(
                 command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S
             )
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the restarted stream job did not finish in {RUN_TIMEOUT_S}s.\n{_tail(second_log)}")
-    assert second.returncode == 0, f"the restarted stream job failed:\n{_tail(second_log)}"
+            pytest.fail(f"the restarted stream job did not finish in {RUN_TIMEOUT_S}s.\n{tail(second_log)}")
+    assert second.returncode == 0, f"the restarted stream job failed:\n{tail(second_log)}"
     result = result_of(second_log.read_text())
     assert result["batches"] == FILES - len(committed), (moment, result)
-    assert _batch_ids(checkpoint / "commits") == set(range(FILES))
+    assert batch_ids(checkpoint / "commits") == set(range(FILES))
 
     predictions = io.read_table(spark, profile.catalog, "stream_predictions")
     assert predictions.count() == predictions.select("transaction_id").distinct().count(), "duplicated scores"
