@@ -5,7 +5,7 @@ The data is a Delta table of feature rows (``FEATURE_COLUMNS`` and the passthrou
 a local MLflow (SQLite and a file artifact store), then aliased ``@champion``. Every method reads that table and
 writes its scores:
 
-- ``tributary``: ``spark_jobs.scoring.score_features`` (mapInPandas, the model once per Python worker), written to
+- ``tributary``: ``spark_jobs.scoring.score_features`` (mapInArrow, the model once per Python worker), written to
   a Delta table, on ``local[2]``: per core = rows/s / 2;
 - ``(a) plain python``: what a user would write instead, one process on 1 thread: pyarrow reads the table's
   current Parquet files (the file list from the Delta log, taken outside the timing; delta-rs is not in the lock

@@ -30,35 +30,48 @@ BATCH_ID = "batch-0001"
 STREAM_BATCH_ID = "stream-0001"
 
 
-def step(title: str, cmd: list[str], env: dict[str, str]) -> None:
+def step(title: str, cmd: list[str], env: dict[str, str]) -> float:
+    """Run one step; its wall seconds."""
     print(f"\n==> {title}\n    $ {' '.join(cmd)}", flush=True)
     started = time.time()
     done = subprocess.run(cmd, env=env, cwd=REPO_ROOT)
     if done.returncode != 0:
         sys.exit(f"error: step '{title}' failed (exit {done.returncode}); see the output above")
-    print(f"    ({time.time() - started:.0f}s)", flush=True)
+    seconds = time.time() - started
+    print(f"    ({seconds:.0f}s)", flush=True)
+    return seconds
 
 
 def run(rows: int, profile_name: str, airflow_home: Path, summary_path: Path) -> dict:
+    """Every step; the summary, with each step's wall seconds under ``steps_s`` (benchmarks/make_run.py, P4)."""
     started = time.time()
     profile = load_profile(profile_name)
     env = airflow_env(profile, airflow_home)
     py = sys.executable
-    step("land a batch of raw transactions",
-         [py, "-m", "spark_jobs.generate", "--profile", profile.name, "--batch-id", BATCH_ID, "--rows", str(rows),
-          "--seed", "42"], env)
-    step("prepare the Airflow metadata DB", [py, "-m", "airflow", "db", "migrate"], env)
+    steps = {}
+    steps["land"] = step(
+        "land a batch of raw transactions",
+        [py, "-m", "spark_jobs.generate", "--profile", profile.name, "--batch-id", BATCH_ID, "--rows", str(rows),
+         "--seed", "42"], env)
+    steps["airflow_db"] = step("prepare the Airflow metadata DB", [py, "-m", "airflow", "db", "migrate"], env)
     conf = json.dumps({"batch_id": BATCH_ID})
-    step("run fraud_pipeline through Airflow",
-         [py, "-m", "airflow", "dags", "test", "fraud_pipeline", "--conf", conf], env)
-    step("land a second batch for the stream",
-         [py, "-m", "spark_jobs.generate", "--profile", profile.name, "--target", "landing_stream",
-          "--batch-id", STREAM_BATCH_ID, "--rows", str(max(rows // 4, 200)), "--files", "4", "--seed", "42",
-          "--start", "2026-11-15", "--days", "1"], env)
-    step("run fraud_stream through Airflow (availableNow)", [py, "-m", "airflow", "dags", "test", "fraud_stream"], env)
-    step("summarise", [py, "-m", "spark_jobs.summary", "--profile", profile.name, "--out", str(summary_path),
-                       "--started-at", str(started)], env)
-    return json.loads(summary_path.read_text())
+    steps["fraud_pipeline"] = step(
+        "run fraud_pipeline through Airflow", [py, "-m", "airflow", "dags", "test", "fraud_pipeline", "--conf", conf],
+        env)
+    steps["land_stream"] = step(
+        "land a second batch for the stream",
+        [py, "-m", "spark_jobs.generate", "--profile", profile.name, "--target", "landing_stream",
+         "--batch-id", STREAM_BATCH_ID, "--rows", str(max(rows // 4, 200)), "--files", "4", "--seed", "42",
+         "--start", "2026-11-15", "--days", "1"], env)
+    steps["fraud_stream"] = step(
+        "run fraud_stream through Airflow (availableNow)", [py, "-m", "airflow", "dags", "test", "fraud_stream"], env)
+    steps["summary"] = step(
+        "summarise", [py, "-m", "spark_jobs.summary", "--profile", profile.name, "--out", str(summary_path),
+                      "--started-at", str(started)], env)
+    summary = json.loads(summary_path.read_text())
+    summary["steps_s"] = {name: round(seconds, 2) for name, seconds in steps.items()}
+    summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
 
 
 def summary_problems(summary: dict) -> list[str]:
@@ -79,6 +92,7 @@ def print_summary(summary: dict) -> None:
                 "bronze_rows", "feature_rows", "model_name", "champion_version", "predictions_rows",
                 "predictions_unattributed", "stream_rows", "duration_s"):
         print(f"  {key:<18} {summary.get(key)}")
+    print("  steps_s            " + ", ".join(f"{k}={v:.0f}" for k, v in summary.get("steps_s", {}).items()))
     metrics = summary.get("metrics", {})
     print("  metrics            " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
 

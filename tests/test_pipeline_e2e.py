@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from benchmarks.make_run import task_seconds
 from tests.pipeline_data import load_script
 
 run_local = load_script("run_local")
@@ -41,6 +42,15 @@ def test_make_run_summary(pipeline_run):
     assert summary["feature_rows"] == summary["rows_ingested"] == summary["predictions_rows"]
     assert summary["bronze_rows"] == summary["rows_ingested"] + summary["stream_rows"]
     assert 0.0 <= summary["metrics"]["pr_auc"] <= 1.0
+    # Each step's wall seconds (P4 reads them), and they account for the run's duration.
+    steps = summary["steps_s"]
+    assert list(steps) == ["land", "airflow_db", "fraud_pipeline", "land_stream", "fraud_stream", "summary"]
+    assert all(s > 0 for s in steps.values()) and steps["fraud_pipeline"] == max(steps.values()), steps
+    assert sum(steps.values()) - steps["summary"] <= summary["duration_s"] <= sum(steps.values()) + 5, steps
+    # P4 reads each task's duration back from Airflow's metadata DB: all five, within the pipeline's step.
+    tasks = task_seconds(home / "airflow" / "airflow.db")
+    assert set(tasks) == {"ingest", "features", "train", "promote", "score"}, tasks
+    assert all(s > 0 for s in tasks.values()) and sum(tasks.values()) < steps["fraud_pipeline"], tasks
 
 
 def test_rerun_on_same_landed_data_changes_nothing(pipeline_run):

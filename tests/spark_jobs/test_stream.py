@@ -3,8 +3,8 @@
 The end-to-end tests run ``stream.main`` in-process on the shared session over files landed with the
 generator's functions, scored by a small model registered with ``ml_support.register_model`` and promoted with
 ``promote --version``. The generator's own labels for each line (clean or which dirty kind) are the oracle.
-Helpers here are also used by ``test_stream_kill.py`` (imported as a module, so its tests are not collected
-twice).
+Helpers here are also used by ``test_stream_kill.py`` and ``test_stream_kafka.py`` (imported as a module, so its
+tests are not collected twice).
 """
 
 from __future__ import annotations
@@ -332,6 +332,15 @@ def test_stream_scores_every_landed_transaction_exactly_once(mlflow_store: Profi
     assert now.count() == len(first.valid_ids | second.valid_ids)
     earlier = now.where(F.col("transaction_id").isin(list(first.valid_ids)))
     assertDataFrameEqual(earlier.select("transaction_id", "fraud_score", "scored_at"), old_scores)
+
+    # P3 (benchmarks/streaming.py) reads from the checkpoint which micro-batch read each file, and when it committed.
+    from benchmarks.streaming import batch_of_files
+
+    checkpoint = Path(profile.catalog.uri("stream_checkpoint"))
+    read_by = batch_of_files(checkpoint)
+    assert set(read_by) == {str(Path(f)) for f in first.files + second.files}
+    assert sorted(read_by[str(Path(f))] for f in first.files) == [0, 1] and read_by[str(Path(second.files[0]))] == 2
+    assert all((checkpoint / "commits" / str(b)).is_file() for b in read_by.values())
 
     # A fresh checkpoint at the same path (old files archived away) starts again at batch 0. Its writes must not be
     # mistaken for the old query's batch 0, which the tables already committed (the app id follows the query id).

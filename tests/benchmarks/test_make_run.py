@@ -1,0 +1,43 @@
+"""P4's baseline is the same work as the orchestrated run: each job's spark-submit line is the one Airflow's
+SparkSubmitOperator runs for fraud_pipeline's task (the provider's own command builder, the DAG's templates rendered
+with its param defaults), only the application's name differs. (P4 whole runs `make run` and five spark-submits:
+`make bench QUICK=1`; its task durations are read back in tests/test_pipeline_e2e.py.)"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from benchmarks import make_run
+from spark_jobs.config import load_profile
+
+
+def test_the_baseline_submits_what_airflow_submits_for_each_task(monkeypatch):
+    make_run.importable("dags")
+    from tributary.local_env import spark_connection
+
+    profile = load_profile("local")
+    monkeypatch.setenv("TRIBUTARY_PROFILE", "local")
+    monkeypatch.setenv("AIRFLOW_CONN_TRIBUTARY_SPARK", json.dumps(spark_connection(profile)))
+    dag = make_run.load_dag()
+    params = make_run.dag_defaults()
+    assert params == {"batch_id": "", "promote_version": None, "epochs": 8, "seed": 7}
+    end = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    expected = make_run.job_args("batch-0001", end.isoformat(), params)
+    assert [t.task_id for t in dag.tasks] == list(make_run.JOBS) == list(expected)
+    for task in dag.tasks:
+        rendered = task.render_template(task.application_args,
+                                        {"params": {**params, "batch_id": "batch-0001"}, "data_interval_end": end})
+        assert rendered == ["--profile", "local", *expected[task.task_id]], task.task_id
+        task.application_args = rendered
+        airflow = task._get_hook()._build_spark_submit_command(task.application)
+        ours = make_run.submit_command(task.task_id, expected[task.task_id])
+        name = airflow.index("--name") + 1
+        assert ours.index("--name") + 1 == name
+        assert airflow[name].startswith(ours[name] + "-")  # Airflow's adds the run and the try
+        assert airflow[:name] + airflow[name + 1:] == ours[:name] + ours[name + 1:], task.task_id
+
+
+def test_sizes_are_labelled_as_the_table_shows_them():
+    assert [make_run.label(n) for n in (3_000, 20_000, 200_000, 1_000_000, 2_500_000)] == [
+        "3k", "20k", "200k", "1M", "2.5M"]
