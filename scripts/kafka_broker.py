@@ -13,6 +13,9 @@ run by the JDK's source launcher, so nothing is compiled ahead).
     python scripts/kafka_broker.py stop  [--state var/kafka]
 
 A restart on the same state directory keeps every topic and offset (the broker's data lives in ``<state>/data``).
+Besides the plaintext listener the broker has a SASL_PLAINTEXT one (``Broker.sasl_bootstrap``) that knows one user,
+``SASL_USER``, by SCRAM-SHA-512 (created when the log directory is formatted) and PLAIN: what the profiles'
+``security_protocol``/``sasl_mechanism`` and the credentials from the environment are tested against.
 Point a profile at it with ``TRIBUTARY_KAFKA_BOOTSTRAP=127.0.0.1:<port>`` (the ``local-kafka`` profile).
 """
 
@@ -94,14 +97,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# The SASL listener's one user, for SCRAM-SHA-512 (stored in the cluster's metadata when the log directory is
+# formatted) and PLAIN (in the listener's JAAS config). A test broker on loopback: not a secret.
+SASL_USER, SASL_PASSWORD = "tributary", "tributary-secret"
+
+
 @dataclass
 class Broker:
-    """A broker on loopback: ``bootstrap`` for clients, its PID and state directory."""
+    """A broker on loopback: ``bootstrap`` for clients (PLAINTEXT), ``sasl_bootstrap`` (SASL_PLAINTEXT: SCRAM-SHA-512
+    or PLAIN as ``SASL_USER``), its PID and state directory."""
 
     bootstrap: str
     controller_port: int
     pid: int
     state: str
+    sasl_bootstrap: str = ""
 
     def stop(self) -> None:
         stop(Path(self.state))
@@ -110,17 +120,25 @@ class Broker:
         return topic(self.bootstrap, action, name, partitions)
 
 
-def server_properties(state: Path, port: int, controller_port: int) -> str:
-    """One node that is broker and controller, on 127.0.0.1, everything replicated once."""
+def server_properties(state: Path, port: int, controller_port: int, sasl_port: int) -> str:
+    """One node that is broker and controller, on 127.0.0.1, everything replicated once; clients connect in
+    plaintext on ``port`` or with SASL (SCRAM-SHA-512 or PLAIN, no TLS) on ``sasl_port``."""
+    plain_users = f'user_{SASL_USER}="{SASL_PASSWORD}"'
     return "\n".join([
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port},"
+        f"SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN",
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+        f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
         f"log.dirs={state / 'data'}",
         # Topics are created on purpose (`topic create`): a producer or a query naming a missing topic fails.
         "auto.create.topics.enable=false",
@@ -148,10 +166,11 @@ def start(state: Path, port: int = 0, timeout: float = 90.0, heap: str = "512m")
         old = json.loads(previous.read_text())
         port = port or int(old["bootstrap"].rsplit(":", 1)[1])
         controller_port = old["controller_port"]
+        sasl_port = int(old["sasl_bootstrap"].rsplit(":", 1)[1]) if old.get("sasl_bootstrap") else _free_port()
     else:
-        controller_port = _free_port()
+        controller_port, sasl_port = _free_port(), _free_port()
     port = port or _free_port()
-    (state / "server.properties").write_text(server_properties(state, port, controller_port))
+    (state / "server.properties").write_text(server_properties(state, port, controller_port, sasl_port))
     (state / "log4j2.properties").write_text(LOG4J2)
     classpath = f"{jars}/*"
     java_opts = [f"-Xmx{heap}", f"-Dlog4j2.configurationFile={state / 'log4j2.properties'}",
@@ -159,13 +178,15 @@ def start(state: Path, port: int = 0, timeout: float = 90.0, heap: str = "512m")
     if not (state / "data" / "meta.properties").is_file():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         subprocess.run([_java(), *java_opts, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                        "-c", str(state / "server.properties")], check=True, capture_output=True, text=True)
+                        "-c", str(state / "server.properties"),
+                        "--add-scram", f"SCRAM-SHA-512=[name={SASL_USER},password={SASL_PASSWORD}]"],
+                       check=True, capture_output=True, text=True)
     log_path = state / "broker.log"
     log_path.write_text("")
     with log_path.open("ab") as log:
         command = [_java(), *java_opts, "-cp", classpath, "kafka.Kafka", str(state / "server.properties")]
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    broker = Broker(f"127.0.0.1:{port}", controller_port, proc.pid, str(state))
+    broker = Broker(f"127.0.0.1:{port}", controller_port, proc.pid, str(state), f"127.0.0.1:{sasl_port}")
     (state / "pid").write_text(str(proc.pid))
     previous.write_text(json.dumps(asdict(broker), indent=2))
     deadline = time.monotonic() + timeout
@@ -253,7 +274,9 @@ def main(argv: list[str] | None = None) -> None:
         broker = start(args.state, args.port)
         if args.name and args.name not in broker.topic("list").split():
             broker.topic("create", args.name, args.partitions)
-        print(f"kafka broker {broker.bootstrap} (pid {broker.pid}); stop with: {sys.argv[0]} stop --state {args.state}")
+        print(f"kafka broker {broker.bootstrap} (pid {broker.pid}); SASL_PLAINTEXT on {broker.sasl_bootstrap} "
+              f"(SCRAM-SHA-512 or PLAIN, user {SASL_USER}, password {SASL_PASSWORD}); "
+              f"stop with: {sys.argv[0]} stop --state {args.state}")
     else:
         if args.topic_action is None or (args.topic_action != "list" and not args.name):
             parser.error("topic needs create|delete|list, and --name for create and delete")

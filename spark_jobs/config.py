@@ -75,6 +75,17 @@ LAUNCHER_KINDS = set(LAUNCHER_OPTIONS)
 STREAMING_TRIGGERS = {"available_now", "processing_time"}
 # streaming.source -> the keys its section streaming.<source> needs (files: none; spark_jobs/stream.py SOURCES).
 STREAMING_SOURCES: dict[str, set[str]] = {"files": set(), "kafka": {"bootstrap_servers", "topic"}}
+# streaming.kafka: how the client authenticates (Kafka's security.protocol and sasl.mechanism). The credentials of a
+# SASL protocol are never in a profile: they come from the environment (on Kubernetes, from a Secret).
+KAFKA_OPTIONAL_KEYS = {"max_offsets_per_trigger", "security_protocol", "sasl_mechanism", "ssl_truststore"}
+KAFKA_SECURITY_PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+KAFKA_SASL_LOGIN_MODULES = {  # mechanism -> the JAAS login module of kafka-clients that speaks it
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+KAFKA_USERNAME_ENV = "TRIBUTARY_KAFKA_USERNAME"
+KAFKA_PASSWORD_ENV = "TRIBUTARY_KAFKA_PASSWORD"
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^{}]|\{[^{}]*\})*))?\}")
 
@@ -149,6 +160,54 @@ def _validate(raw: dict[str, Any], path: Path) -> None:
                           f"has {have}")
     if path.stem != raw["name"]:
         raise ConfigError(f"{path}: name '{raw['name']}' must equal the file name '{path.stem}'")
+
+
+def _check_kafka(kafka: Mapping[str, Any], where: str) -> None:
+    """``streaming.kafka``'s keys, and a security protocol and SASL mechanism that kafka-clients knows."""
+    unknown = set(kafka) - STREAMING_SOURCES["kafka"] - KAFKA_OPTIONAL_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: "
+                          f"{sorted(STREAMING_SOURCES['kafka'] | KAFKA_OPTIONAL_KEYS)}")
+    limit = str(kafka.get("max_offsets_per_trigger", "1"))
+    if not limit.isdigit() or int(limit) < 1:
+        raise ConfigError(f"{where}.max_offsets_per_trigger must be a positive integer, not {limit!r}")
+    protocol = kafka.get("security_protocol", "PLAINTEXT")
+    if protocol not in KAFKA_SECURITY_PROTOCOLS:
+        raise ConfigError(f"{where}.security_protocol must be one of {sorted(KAFKA_SECURITY_PROTOCOLS)}, "
+                          f"not {protocol!r}")
+    if protocol.startswith("SASL_") and kafka.get("sasl_mechanism") not in KAFKA_SASL_LOGIN_MODULES:
+        raise ConfigError(f"{where}.sasl_mechanism must be one of {sorted(KAFKA_SASL_LOGIN_MODULES)} with "
+                          f"security_protocol {protocol}, not {kafka.get('sasl_mechanism')!r}")
+
+
+def kafka_client_options(kafka: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``kafka.*`` options of Spark's Kafka source and sink for the profile's ``streaming.kafka``: the bootstrap
+    servers, and the security protocol with, for SASL, a JAAS config built from the username and password in
+    ``TRIBUTARY_KAFKA_USERNAME`` / ``TRIBUTARY_KAFKA_PASSWORD``, in this process only (no profile or file holds
+    them). ``ssl_truststore`` is a PEM file of CA certificates (a mounted Secret); without it the JVM's
+    default trust store is used, which trusts the public CAs that MSK's and Google's Managed Kafka's brokers use."""
+    env = os.environ if env is None else env
+    options = {"kafka.bootstrap.servers": str(kafka["bootstrap_servers"])}
+    protocol = str(kafka.get("security_protocol", "PLAINTEXT"))
+    options["kafka.security.protocol"] = protocol
+    if protocol.startswith("SASL_"):
+        missing = [n for n in (KAFKA_USERNAME_ENV, KAFKA_PASSWORD_ENV) if not env.get(n)]
+        if missing:
+            raise ConfigError(f"streaming.kafka.security_protocol is {protocol}: export {' and '.join(missing)} "
+                              "(on Kubernetes, from a Secret; docs/streaming.md)")
+        mechanism = str(kafka["sasl_mechanism"])
+
+        def quoted(value: str) -> str:
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        options["kafka.sasl.mechanism"] = mechanism
+        options["kafka.sasl.jaas.config"] = (f"{KAFKA_SASL_LOGIN_MODULES[mechanism]} required "
+                                             f"username={quoted(env[KAFKA_USERNAME_ENV])} "
+                                             f"password={quoted(env[KAFKA_PASSWORD_ENV])};")
+    if protocol.endswith("SSL") and kafka.get("ssl_truststore"):
+        options["kafka.ssl.truststore.type"] = "PEM"
+        options["kafka.ssl.truststore.location"] = str(kafka["ssl_truststore"])
+    return options
 
 
 @dataclass(frozen=True)
@@ -252,4 +311,6 @@ def load_profile(
         raise ConfigError(f"{path}: not a YAML mapping")
     _validate(raw, path)
     expanded = _expand_tree(raw, env, path.name)
+    if isinstance(expanded["streaming"].get("kafka"), dict):  # checked with the environment's values
+        _check_kafka(expanded["streaming"]["kafka"], f"{path}: streaming.kafka")
     return Profile(name=name, raw=expanded, catalog=_load_catalog(expanded["storage"], conf_dir))

@@ -665,11 +665,13 @@ def landing_location(landing_uri: str, target: str, batch_id: str) -> tuple[str,
 
 def publish_kafka(spark: "SparkSession", kafka: Mapping[str, object], records: Sequence[str | bytes]) -> int:
     """Publish ``records`` (value only, text as UTF-8, bytes as they are) to ``kafka['topic']``, in order, with
-    Spark's Kafka sink (one producer: acks=all and idempotence, Kafka's defaults). Returns how many were sent."""
+    Spark's Kafka sink (one producer: acks=all and idempotence, Kafka's defaults), authenticated as the stream is
+    (``config.kafka_client_options``). Returns how many were sent."""
+    from spark_jobs.config import kafka_client_options
+
     values = [(r.encode("utf-8") if isinstance(r, str) else bytes(r),) for r in records]
     frame = spark.createDataFrame(values, "value binary").coalesce(1)
-    (frame.write.format("kafka").option("kafka.bootstrap.servers", str(kafka["bootstrap_servers"]))
-     .option("topic", str(kafka["topic"])).save())
+    frame.write.format("kafka").options(**kafka_client_options(kafka)).option("topic", str(kafka["topic"])).save()
     return len(values)
 
 

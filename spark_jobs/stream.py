@@ -23,7 +23,8 @@ Exactly once: the query checkpoints to the ``stream_checkpoint`` dataset and wri
 Sources are pluggable (``SOURCES``, chosen by the profile's ``streaming.source``): ``files`` reads the
 ``landing_stream`` folder as text, ``streaming.max_files_per_trigger`` files per micro-batch; ``kafka`` reads a
 topic named in the profile's ``streaming.kafka`` (``bootstrap_servers``, ``topic``, optional
-``max_offsets_per_trigger``) from its earliest offsets, with the pinned spark-sql-kafka jars (the ``local-kafka``
+``max_offsets_per_trigger``, and ``security_protocol``/``sasl_mechanism`` with the credentials from the environment:
+``config.kafka_client_options``) from its earliest offsets, with the pinned spark-sql-kafka jars (the ``local-kafka``
 profile; docs/streaming.md). A Kafka record's ``source_file`` is ``kafka://<topic>/<partition>/<offset>``, so a
 replayed batch finds its own records as it finds its own files. When the topic no longer holds the offsets the
 checkpoint reached (deleted and recreated, or expired), Spark reports data loss and the job stops with what to do
@@ -58,7 +59,15 @@ from pyspark.sql import functions as F
 
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
-from spark_jobs.config import STREAMING_SOURCES, STREAMING_TRIGGERS, ConfigError, Profile
+from spark_jobs.config import (
+    KAFKA_PASSWORD_ENV,
+    KAFKA_USERNAME_ENV,
+    STREAMING_SOURCES,
+    STREAMING_TRIGGERS,
+    ConfigError,
+    Profile,
+    kafka_client_options,
+)
 from spark_jobs.features import features_for_new
 from spark_jobs.ingest import IngestPlan, outcome_counts, plan_ingest, reconcile
 from spark_jobs.schema import BRONZE_SCHEMA, QUARANTINE_SCHEMA
@@ -178,16 +187,12 @@ def _kafka_source(spark: "SparkSession", profile: Profile, wait_for_files: bool 
         )
     reader = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", kafka["bootstrap_servers"])
+        .options(**kafka_client_options(kafka))
         .option("subscribe", kafka["topic"])
         .option("startingOffsets", "earliest")
     )
-    if "max_offsets_per_trigger" in kafka:
-        limit = str(kafka["max_offsets_per_trigger"])
-        if not limit.isdigit() or int(limit) < 1:
-            raise ConfigError(f"profile '{profile.name}': streaming.kafka.max_offsets_per_trigger must be a positive "
-                              f"integer, not {limit!r}")
-        reader = reader.option("maxOffsetsPerTrigger", int(limit))
+    if "max_offsets_per_trigger" in kafka:  # a positive integer (checked when the profile loads)
+        reader = reader.option("maxOffsetsPerTrigger", int(kafka["max_offsets_per_trigger"]))
     return kafka_records(reader.load())
 
 
@@ -283,15 +288,27 @@ def _bronze_snapshot(spark: "SparkSession", profile: Profile) -> DataFrame:
 def query_failure(error: str, profile: Profile) -> str | None:
     """What to tell the user when the query stopped with ``error``; None for an error with no advice here.
 
+    Kafka refused the credentials (``SaslAuthenticationException``, "Authentication failed"): say which settings to
+    check.
     Kafka data loss (Spark's ``KAFKA_DATA_LOSS``, ``failOnDataLoss`` is on): the checkpoint's offsets are ahead of
     what the topic holds, because the topic was deleted and recreated, or records expired before they were read.
     The query stops rather than skip them silently; resuming is a decision for a person.
     """
+    kafka = profile.streaming.get("kafka", {})
+    refused = [ln.strip() for ln in error.splitlines() if "AuthenticationException" in ln
+               or "Authentication failed" in ln]
+    if refused:
+        first = refused[0]
+        return (
+            f"Kafka refused the stream's credentials ({first}). Check {KAFKA_USERNAME_ENV} and {KAFKA_PASSWORD_ENV} "
+            f"(on Kubernetes, the Secret they come from) and streaming.kafka.sasl_mechanism "
+            f"({kafka.get('sasl_mechanism')}) against the user the brokers at {kafka.get('bootstrap_servers')} know"
+        )
     if "KAFKA_DATA_LOSS" not in error and "failOnDataLoss" not in error:
         return None
     first = next((ln.strip() for ln in error.splitlines() if "KAFKA_DATA_LOSS" in ln), error.splitlines()[0])
     checkpoint = profile.catalog.uri("stream_checkpoint")
-    topic = profile.streaming.get("kafka", {}).get("topic", "?")
+    topic = kafka.get("topic", "?")
     return (
         f"the Kafka topic '{topic}' no longer holds the offsets the stream's checkpoint has reached ({first}): it "
         f"was deleted and recreated, or its records expired before the stream read them. Nothing was written for "
@@ -324,7 +341,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     trigger = args.trigger or profile.streaming["trigger"]
     long_running = trigger == "processing_time"
     try:
-        # before Spark starts: no champion, no query
+        # before Spark starts: no champion or no Kafka credentials, no query
+        if profile.streaming["source"] == "kafka":
+            kafka_client_options(profile.streaming["kafka"])
         champion = wait_for_champion(profile) if long_running else resolve_champion(profile)
         spark = build_session(profile, "tributary-stream")
         lines = build_source(spark, profile, wait_for_files=long_running)

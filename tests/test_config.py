@@ -12,12 +12,14 @@ from spark_jobs.config import (
     PROFILE_KEYS,
     ConfigError,
     available_profiles,
+    kafka_client_options,
     load_profile,
     resolve_profile_name,
 )
 from spark_jobs.session import DELTA_CONF, spark_conf
 
 ENV = {"TRIBUTARY_HOME": "/srv/trib", "TRIBUTARY_JARS_DIR": str(Path(__file__).parents[1] / "var" / "jars")}
+KAFKA = {"bootstrap_servers": "b:9092", "topic": "t"}
 
 
 def test_profiles_present():
@@ -128,6 +130,16 @@ def test_missing_jars_fail_fast_with_the_fix(tmp_path):
         ({"source": "kafka"}, r"streaming.source 'kafka' needs streaming.kafka with keys \['bootstrap_servers', "
                               r"'topic'\], has None"),
         ({"source": "kafka", "kafka": {"topic": "t"}}, r"needs streaming.kafka with keys .*, has \['topic'\]"),
+        ({"kafka": {**KAFKA, "max_offset_per_trigger": 5}},
+         r"streaming.kafka: unknown keys \['max_offset_per_trigger'\]"),
+        ({"kafka": {**KAFKA, "max_offsets_per_trigger": "lots"}},
+         r"streaming.kafka.max_offsets_per_trigger must be a positive integer, not 'lots'"),
+        ({"kafka": {**KAFKA, "security_protocol": "TLS"}},
+         r"security_protocol must be one of \['PLAINTEXT', 'SASL_PLAINTEXT'"),
+        ({"kafka": {**KAFKA, "security_protocol": "SASL_SSL"}},
+         r"sasl_mechanism must be one of \['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'\] with security_protocol "
+         r"SASL_SSL, not None"),
+        ({"kafka": {**KAFKA, "security_protocol": "SASL_SSL", "sasl_mechanism": "AWS_MSK_IAM"}}, r"not 'AWS_MSK_IAM'"),
     ],
 )
 def test_the_stream_source_and_its_settings_are_checked_when_the_profile_loads(tmp_path, streaming, error):
@@ -136,3 +148,25 @@ def test_the_stream_source_and_its_settings_are_checked_when_the_profile_loads(t
     raw["streaming"] = {**raw["streaming"], **streaming}
     with pytest.raises(ConfigError, match=error):
         load_profile("x", env=ENV, conf_dir=_write_profile(tmp_path, raw))
+
+
+def test_kafka_client_options_authenticate_from_the_environment_only():
+    assert kafka_client_options(KAFKA, env={}) == {"kafka.bootstrap.servers": "b:9092",
+                                                   "kafka.security.protocol": "PLAINTEXT"}
+    sasl = {**KAFKA, "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512", "ssl_truststore": "/ca.pem"}
+    with pytest.raises(ConfigError, match="SASL_SSL: export TRIBUTARY_KAFKA_USERNAME and TRIBUTARY_KAFKA_PASSWORD"):
+        kafka_client_options(sasl, env={"TRIBUTARY_KAFKA_USERNAME": ""})
+    options = kafka_client_options(sasl, env={"TRIBUTARY_KAFKA_USERNAME": "svc", "TRIBUTARY_KAFKA_PASSWORD": 'p"w\\x'})
+    assert options == {
+        "kafka.bootstrap.servers": "b:9092",
+        "kafka.security.protocol": "SASL_SSL",
+        "kafka.sasl.mechanism": "SCRAM-SHA-512",
+        # quotes and backslashes escaped as JAAS reads them
+        "kafka.sasl.jaas.config": 'org.apache.kafka.common.security.scram.ScramLoginModule required username="svc" '
+                                  'password="p\\"w\\\\x";',
+        "kafka.ssl.truststore.type": "PEM",
+        "kafka.ssl.truststore.location": "/ca.pem",
+    }
+    plain = kafka_client_options({**sasl, "sasl_mechanism": "PLAIN"}, env={"TRIBUTARY_KAFKA_USERNAME": "u",
+                                                                           "TRIBUTARY_KAFKA_PASSWORD": "p"})
+    assert plain["kafka.sasl.jaas.config"].startswith("org.apache.kafka.common.security.plain.PlainLoginModule ")

@@ -77,6 +77,17 @@ def publish(spark: SparkSession, profile: Profile, batch_id: str, rows: int, day
     return sent, valid, reasons, kinds["duplicate"]
 
 
+def stream_error(capsys) -> str:
+    """Run the stream job in-process, expecting it to stop with exit status 1; the error it printed."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(["--profile", "local-kafka"])
+    assert stopped.value.code == 1
+    error = capsys.readouterr().err
+    print(error)
+    return error
+
+
 def stream_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "spark_jobs.stream", "--profile", "local-kafka", *args]
 
@@ -108,9 +119,39 @@ def test_the_profile_names_the_broker_and_checks_its_settings(monkeypatch: pytes
     assert profile.streaming["source"] == "kafka"
     assert profile.streaming["kafka"]["bootstrap_servers"] == "10.0.0.7:9094"
     assert profile.catalog.uri("stream_checkpoint") != load_profile("local").catalog.uri("stream_checkpoint")
+    assert profile.streaming["kafka"]["security_protocol"] == "PLAINTEXT"
     monkeypatch.setenv("TRIBUTARY_KAFKA_MAX_OFFSETS", "lots")
     with pytest.raises(ConfigError, match="max_offsets_per_trigger must be a positive integer, not 'lots'"):
+        load_profile("local-kafka")
+    monkeypatch.setenv("TRIBUTARY_KAFKA_MAX_OFFSETS", "10")
+    monkeypatch.setenv("TRIBUTARY_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.delenv("TRIBUTARY_KAFKA_PASSWORD", raising=False)
+    with pytest.raises(ConfigError, match="export TRIBUTARY_KAFKA_USERNAME and TRIBUTARY_KAFKA_PASSWORD"):
         build_source(spark, load_profile("local-kafka"))
+
+
+def test_the_stream_authenticates_with_scram_from_the_environment_and_says_when_it_is_refused(
+    kafka_profile: Profile, broker, spark: SparkSession, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The broker's SASL_PLAINTEXT listener, SCRAM-SHA-512 (MSK's mechanism): the generator publishes and the stream
+    reads with the credentials from the environment; a wrong password stops the stream with what to check."""
+    monkeypatch.setenv("TRIBUTARY_KAFKA_BOOTSTRAP", broker.sasl_bootstrap)
+    monkeypatch.setenv("TRIBUTARY_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("TRIBUTARY_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("TRIBUTARY_KAFKA_USERNAME", kafka_broker.SASL_USER)
+    monkeypatch.setenv("TRIBUTARY_KAFKA_PASSWORD", "not-" + kafka_broker.SASL_PASSWORD)
+    profile = load_profile("local-kafka")
+    make_champion(profile)
+    error = stream_error(capsys)
+    assert "Kafka refused the stream's credentials" in error
+    assert "TRIBUTARY_KAFKA_PASSWORD" in error and "SCRAM-SHA-512" in error
+
+    monkeypatch.setenv("TRIBUTARY_KAFKA_PASSWORD", kafka_broker.SASL_PASSWORD)
+    sent, valid, reasons, duplicates = publish(spark, profile, "sasl", rows=40, day=date(2026, 11, 15))
+    result = main(["--profile", "local-kafka"])
+    assert ids(spark, profile, "stream_predictions") == valid and result["stream_rows"] == len(valid)
+    assert len(valid) + result["quarantined"] + result["duplicates"] == sent
+    assert result["quarantined"] == sum(reasons.values()) and result["duplicates"] == duplicates
 
 
 def test_the_stream_reads_a_topic_exactly_once_and_quarantines_what_is_not_text(
@@ -271,12 +312,7 @@ def test_a_topic_recreated_under_the_checkpoint_stops_the_stream_with_what_to_do
             time.sleep(1)
     publish(spark, profile, "new", rows=10, day=date(2026, 11, 16))
     before = versions(spark, profile)
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stopped:
-        main(["--profile", "local-kafka"])
-    assert stopped.value.code == 1
-    error = capsys.readouterr().err
-    print(error)
+    error = stream_error(capsys)
     assert f"the Kafka topic '{topic}' no longer holds the offsets" in error
     assert profile.catalog.uri("stream_checkpoint") in error
     assert versions(spark, profile) == before  # nothing written past the gap
