@@ -150,16 +150,28 @@ def _validate(raw: dict[str, Any], path: Path) -> None:
         )
     if raw["streaming"]["trigger"] not in STREAMING_TRIGGERS:
         raise ConfigError(f"{path}: streaming.trigger must be one of {sorted(STREAMING_TRIGGERS)}")
-    source = raw["streaming"]["source"]
+    if path.stem != raw["name"]:
+        raise ConfigError(f"{path}: name '{raw['name']}' must equal the file name '{path.stem}'")
+
+
+def _check_streaming(streaming: Mapping[str, Any], path: Path) -> None:
+    """``streaming.source`` and its section, with the environment's values (the Kubernetes profiles take the source
+    and the Kafka settings from tributary-env, which the chart's streaming.kafka values fill)."""
+    source = streaming["source"]
     if source not in STREAMING_SOURCES:
-        raise ConfigError(f"{path}: streaming.source must be one of {sorted(STREAMING_SOURCES)}")
-    needed, section = STREAMING_SOURCES[source], raw["streaming"].get(source)
+        raise ConfigError(f"{path}: streaming.source must be one of {sorted(STREAMING_SOURCES)}, not {source!r}")
+    needed, section = STREAMING_SOURCES[source], streaming.get(source)
     if needed and not (isinstance(section, dict) and needed <= set(section)):
         have = sorted(section) if isinstance(section, dict) else section
         raise ConfigError(f"{path}: streaming.source '{source}' needs streaming.{source} with keys {sorted(needed)}, "
                           f"has {have}")
-    if path.stem != raw["name"]:
-        raise ConfigError(f"{path}: name '{raw['name']}' must equal the file name '{path.stem}'")
+    empty = sorted(key for key in needed if not str(section[key]).strip())
+    if empty:
+        raise ConfigError(f"{path}: streaming.source is '{source}' but streaming.{source}.{', '.join(empty)} is "
+                          "empty: set it in the profile or the environment variable it names (on Kubernetes, the "
+                          f"chart's streaming.{source} values; docs/streaming.md)")
+    if isinstance(streaming.get("kafka"), dict):
+        _check_kafka(streaming["kafka"], f"{path}: streaming.kafka")
 
 
 def _check_kafka(kafka: Mapping[str, Any], where: str) -> None:
@@ -311,6 +323,5 @@ def load_profile(
         raise ConfigError(f"{path}: not a YAML mapping")
     _validate(raw, path)
     expanded = _expand_tree(raw, env, path.name)
-    if isinstance(expanded["streaming"].get("kafka"), dict):  # checked with the environment's values
-        _check_kafka(expanded["streaming"]["kafka"], f"{path}: streaming.kafka")
+    _check_streaming(expanded["streaming"], path)  # with the environment's values
     return Profile(name=name, raw=expanded, catalog=_load_catalog(expanded["storage"], conf_dir))

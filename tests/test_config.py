@@ -140,6 +140,10 @@ def test_missing_jars_fail_fast_with_the_fix(tmp_path):
          r"sasl_mechanism must be one of \['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'\] with security_protocol "
          r"SASL_SSL, not None"),
         ({"kafka": {**KAFKA, "security_protocol": "SASL_SSL", "sasl_mechanism": "AWS_MSK_IAM"}}, r"not 'AWS_MSK_IAM'"),
+        ({"source": "kafka", "kafka": {**KAFKA, "bootstrap_servers": ""}},
+         r"streaming.source is 'kafka' but streaming.kafka.bootstrap_servers is empty: set it in the profile or "),
+        ({"source": "${TRIBUTARY_STREAM_SOURCE:-kafka}", "kafka": {**KAFKA, "topic": "${NO_SUCH_TOPIC:-}"}},
+         r"streaming.kafka.topic is empty"),
     ],
 )
 def test_the_stream_source_and_its_settings_are_checked_when_the_profile_loads(tmp_path, streaming, error):
@@ -148,6 +152,29 @@ def test_the_stream_source_and_its_settings_are_checked_when_the_profile_loads(t
     raw["streaming"] = {**raw["streaming"], **streaming}
     with pytest.raises(ConfigError, match=error):
         load_profile("x", env=ENV, conf_dir=_write_profile(tmp_path, raw))
+
+
+KUBERNETES_KAFKA = {  # profile -> (security protocol, SASL mechanism) its Kafka service takes by default
+    "eks": ("SASL_SSL", "SCRAM-SHA-512"),  # MSK: SASL/SCRAM on port 9096
+    "gke": ("SASL_SSL", "PLAIN"),  # Managed Service for Apache Kafka: SASL/PLAIN with a service account key
+    "kind": ("PLAINTEXT", "SCRAM-SHA-512"),  # the chart's in-cluster broker (kafkaBroker)
+    "minikube": ("PLAINTEXT", "SCRAM-SHA-512"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KUBERNETES_KAFKA))
+def test_kubernetes_profiles_switch_the_stream_to_kafka_from_the_environment(name):
+    """tributary-env (the chart's streaming.kafka values) switches the stream's source; files stay the default."""
+    assert load_profile(name, env=ENV).streaming["source"] == "files"
+    with pytest.raises(ConfigError, match="streaming.kafka.bootstrap_servers is empty"):
+        load_profile(name, env={**ENV, "TRIBUTARY_STREAM_SOURCE": "kafka"})
+    env = {**ENV, "TRIBUTARY_STREAM_SOURCE": "kafka", "TRIBUTARY_KAFKA_BOOTSTRAP": "b-1.example:9096"}
+    kafka = load_profile(name, env=env).streaming["kafka"]
+    assert (kafka["security_protocol"], kafka["sasl_mechanism"]) == KUBERNETES_KAFKA[name]
+    assert kafka["bootstrap_servers"] == "b-1.example:9096" and kafka["topic"] == "tributary-transactions"
+    env["TRIBUTARY_KAFKA_MAX_OFFSETS"] = "0"
+    with pytest.raises(ConfigError, match="max_offsets_per_trigger must be a positive integer, not '0'"):
+        load_profile(name, env=env)
 
 
 def test_kafka_client_options_authenticate_from_the_environment_only():

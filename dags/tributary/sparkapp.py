@@ -17,7 +17,8 @@ What the workload class (``conf/jobs.yaml``) decides:
   tasks get no GPU there and scoring falls back to the CPU.
 - ``streaming``: the one long-running application (``launcher.streaming_app.name``, fixed: one query per
   checkpoint), static executors, ``restartPolicy: Always``; its checkpoint is the catalog's ``stream_checkpoint``,
-  which a Kubernetes profile puts on object storage.
+  which a Kubernetes profile puts on object storage. Its driver also takes its environment from the Secrets in
+  ``launcher.streaming_app.secret_env`` if they exist (``tributary-kafka``: the Kafka credentials).
 
 Spark settings are ``spark_jobs.session.spark_conf(profile, check_jars=False)``, the same dict the jobs' own
 session factory applies; only the per-workload allocation and GPU keys are added here.
@@ -70,6 +71,8 @@ RESTART_NEVER = {"type": "Never"}
 RESTART_ALWAYS = {"type": "Always", "onFailureRetryInterval": 10, "onSubmissionFailureRetryInterval": 60}
 
 POOL_KEYS = {"node_selector", "tolerations"}
+# secret_env: Secrets the stream's driver reads its environment from when they exist (the Kafka credentials).
+STREAMING_APP_KEYS = {"name", "helm_release", "helm_namespace", "secret_env"}
 NODE_POOLS = {"driver", "cpu", "gpu"}
 
 
@@ -108,8 +111,8 @@ def _check_launcher(profile: Profile) -> Mapping[str, Any]:
         raise ConfigError(f"{where}.static_executors needs exactly 'gpu' and 'streaming'")
     if set(launcher["cpu_requests"]) != {"driver", "executor"}:
         raise ConfigError(f"{where}.cpu_requests needs exactly 'driver' and 'executor' (Kubernetes CPU quantities)")
-    if set(launcher["streaming_app"]) != {"name", "helm_release", "helm_namespace"}:
-        raise ConfigError(f"{where}.streaming_app needs exactly 'name', 'helm_release' and 'helm_namespace'")
+    if set(launcher["streaming_app"]) != STREAMING_APP_KEYS:
+        raise ConfigError(f"{where}.streaming_app needs exactly {sorted(STREAMING_APP_KEYS)}")
     dyn = profile.resources["dynamic_allocation"]
     # SparkKubernetesOperator rejects dynamic allocation whose min or max is 0 (it tests them for truth).
     if dyn["enabled"] and not (1 <= dyn["min_executors"] <= dyn["initial_executors"] <= dyn["max_executors"]):
@@ -177,6 +180,10 @@ def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> 
         }
     env_from = [{"configMapRef": {"name": launcher["env_config_map"]}}]
     env_from += [{"secretRef": {"name": name}} for name in launcher["secret_env"]]
+    driver_env_from = list(env_from)
+    if job.workload == "streaming":  # optional: a stream on files, or on Kafka without SASL, needs none of them
+        driver_env_from += [{"secretRef": {"name": name, "optional": True}}
+                            for name in launcher["streaming_app"]["secret_env"]]
     context = {
         "name": application_name(job, profile),
         "labels": labels,
@@ -196,6 +203,7 @@ def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> 
         if gpu_job
         else None,
         "env_from": env_from,
+        "driver_env_from": driver_env_from,
         "pod_security_context": POD_SECURITY_CONTEXT,
         "container_security_context": CONTAINER_SECURITY_CONTEXT,
     }

@@ -226,6 +226,14 @@ def test_what_must_not_render(staged_chart):
         ("kind", ["--set", "mlflow.enabled=false"], "streaming.enabled scores with the @champion model"),
         ("kind", ["--set", "priorityClasses.batch=999999"], "ordered platform > streaming > batch"),
         ("kind", ["--namespace", "default"], 'install into namespace "tributary"'),
+        ("eks", ["--set", "streaming.kafka.enabled=true"], "kafka.enabled needs streaming.kafka.bootstrapServers"),
+        ("eks", ["--set", "kafkaBroker.enabled=true"], 'kafkaBroker.enabled is for kind and minikube: on profile "eks'),
+        (
+            "kind",
+            ["--set", "streaming.enabled=false", "--set", "streaming.kafka.enabled=true",
+             "--set", "kafkaBroker.enabled=true"],
+            "streaming.kafka.enabled configures the stream's source: keep streaming.enabled=true",
+        ),
     ],
 )
 def test_invalid_combinations_fail_with_a_clear_message(staged_chart, profile, extra, message):

@@ -5,6 +5,8 @@
   their driver and executor pod templates, which the CRD leaves open, as strict PodTemplates.
 - checkov over the rendered manifests and the Dockerfile; hadolint over the Dockerfile.
 - The platform's own pods run as non-root with requests and limits.
+- The same for the Kafka variants the defaults do not render: the stream on the in-cluster broker on kind, and on
+  MSK on eks (streaming.kafka, kafkaBroker).
 Each tool also rejects a deliberately broken input here, so a tool that checks nothing fails the suite.
 """
 
@@ -19,7 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.k8s.conftest import PROFILES, REPO_ROOT, load_docs, render_k8s, run_tool, venv_tool
+from tests.k8s.conftest import PROFILES, REPO_ROOT, helm_template, load_docs, render_k8s, run_tool, venv_tool
 
 WORKLOADS = {"Deployment", "StatefulSet", "Job", "DaemonSet"}
 UPSTREAM_CHECKOV_CONFIG = REPO_ROOT / "k8s" / "checkov-upstream.yaml"
@@ -90,8 +92,53 @@ def _kubernetes_validate(paths: list[Path]) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def test_built_in_objects_validate_against_strict_kubernetes_schemas(rendered):
+KAFKA_VARIANTS = {
+    "kind": ["--set", "streaming.kafka.enabled=true", "--set", "kafkaBroker.enabled=true"],
+    "eks": ["--set", "streaming.kafka.enabled=true", "--set-string",
+            r"streaming.kafka.bootstrapServers=b-1.msk.example:9096\,b-2.msk.example:9096"],
+}
+
+
+@pytest.fixture(scope="module")
+def kafka_rendered(staged_chart, tmp_path_factory) -> dict[str, Path]:
+    """The chart with the stream on Kafka: kind on the in-cluster broker, eks on MSK (chart.yaml per variant)."""
+    out = {}
+    for profile, extra in KAFKA_VARIANTS.items():
+        proc = helm_template(staged_chart, profile, *extra)
+        assert proc.returncode == 0, proc.stderr
+        out[profile] = tmp_path_factory.mktemp(f"kafka-{profile}") / "chart.yaml"  # ours, as `make render` splits it
+        out[profile].write_text(yaml.safe_dump_all(render_k8s.split_manifests(proc.stdout)["chart"]))
+    return out
+
+
+def test_the_kafka_values_reach_the_stream_and_the_broker(kafka_rendered):
+    docs = load_docs(kafka_rendered["kind"])
+    env = {d["metadata"]["namespace"]: d["data"] for d in docs
+           if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "tributary-env"}  # fmt: skip
+    assert set(env) == {"tributary", "tributary-jobs"}
+    assert env["tributary-jobs"]["TRIBUTARY_STREAM_SOURCE"] == "kafka"
+    assert env["tributary-jobs"]["TRIBUTARY_KAFKA_BOOTSTRAP"] == "tributary-kafka.tributary.svc:9092"
+    assert "TRIBUTARY_KAFKA_SECURITY_PROTOCOL" not in env["tributary-jobs"]  # the profile's PLAINTEXT
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert {("StatefulSet", "tributary-kafka"), ("Service", "tributary-kafka"),
+            ("NetworkPolicy", "tributary-kafka")} <= kinds  # fmt: skip
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "tributary-kafka"]
+    assert "advertised.listeners=PLAINTEXT://tributary-kafka.tributary.svc:9092" in config["data"]["server.properties"]
+    assert "--topic \"tributary-transactions\"" in config["data"]["start.sh"]
+    # The broker's image is the version scripts/kafka_broker.py runs (conf/kafka/pom.xml).
+    (broker,) = [d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "tributary-kafka"]
+    pom = (REPO_ROOT / "conf" / "kafka" / "pom.xml").read_text()
+    version = pom.split("<kafka.version>")[1].split("<")[0]
+    assert broker["spec"]["template"]["spec"]["containers"][0]["image"] == f"apache/kafka:{version}"
+    eks = {d["metadata"]["namespace"]: d["data"] for d in load_docs(kafka_rendered["eks"])
+           if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "tributary-env"}  # fmt: skip
+    assert eks["tributary-jobs"]["TRIBUTARY_KAFKA_BOOTSTRAP"] == "b-1.msk.example:9096,b-2.msk.example:9096"
+    assert not [d for d in load_docs(kafka_rendered["eks"]) if "kafka" in d["metadata"]["name"]]  # MSK: no broker
+
+
+def test_built_in_objects_validate_against_strict_kubernetes_schemas(rendered, kafka_rendered):
     paths = [rendered / p / f for p in PROFILES for f in ("chart.yaml", "crds.yaml", "spark-operator.yaml")]
+    paths += list(kafka_rendered.values())
     code, output = _kubernetes_validate(paths)
     unvalidated = [line for line in output.splitlines() if "Couldn't find schema" in line]
     assert code == 0, output
@@ -164,8 +211,8 @@ def _failed(reports: dict[str, Any]) -> list[str]:
     ]
 
 
-def test_checkov_finds_no_failed_checks_in_our_manifests_and_the_dockerfile(rendered):
-    files = [rendered / p / f for p in PROFILES for f in ("chart.yaml", "crds.yaml")]
+def test_checkov_finds_no_failed_checks_in_our_manifests_and_the_dockerfile(rendered, kafka_rendered):
+    files = [rendered / p / f for p in PROFILES for f in ("chart.yaml", "crds.yaml")] + list(kafka_rendered.values())
     args = ["--framework", "kubernetes", "dockerfile", "--file", str(REPO_ROOT / "Dockerfile")]
     for path in files:
         args += ["--file", str(path)]

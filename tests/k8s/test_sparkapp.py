@@ -100,6 +100,12 @@ def test_streaming_is_long_running_with_its_checkpoint_on_object_storage(profile
     assert spec["spec"]["executor"]["instances"] == p.launcher["static_executors"]["streaming"]
     assert spec["spec"]["driver"]["template"]["spec"]["priorityClassName"] == "tributary-streaming"
     assert spec["metadata"]["annotations"]["meta.helm.sh/release-name"] == "tributary"
+    # The Kafka credentials reach the stream's driver only, from an optional Secret (a stream on files needs none).
+    kafka_secret = {"secretRef": {"name": "tributary-kafka", "optional": True}}
+    driver_env = spec["spec"]["driver"]["template"]["spec"]["containers"][0]["envFrom"]
+    assert kafka_secret in driver_env and kafka_secret not in executor_pod(spec)["containers"][0]["envFrom"]
+    batch = app("ingest", profile)["spec"]
+    assert kafka_secret not in batch["driver"]["template"]["spec"]["containers"][0]["envFrom"]
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -93,6 +93,15 @@ Invalid combinations fail at render time with the reason and the fix.
 {{- if and .Values.streaming.enabled (not .Values.mlflow.enabled) -}}
 {{- fail "streaming.enabled scores with the @champion model from MLflow: keep mlflow.enabled=true" -}}
 {{- end -}}
+{{- if and .Values.kafkaBroker.enabled (not $local) -}}
+{{- fail (printf "kafkaBroker.enabled is for kind and minikube: on profile %q point streaming.kafka.bootstrapServers at %s" .Values.profile (ternary "Managed Service for Apache Kafka" "Amazon MSK" (eq .Values.profile "gke"))) -}}
+{{- end -}}
+{{- if and .Values.streaming.kafka.enabled (not .Values.streaming.kafka.bootstrapServers) (not .Values.kafkaBroker.enabled) -}}
+{{- fail "streaming.kafka.enabled needs streaming.kafka.bootstrapServers (host:port of the brokers), or kafkaBroker.enabled=true on kind and minikube" -}}
+{{- end -}}
+{{- if and .Values.streaming.kafka.enabled (not .Values.streaming.enabled) -}}
+{{- fail "streaming.kafka.enabled configures the stream's source: keep streaming.enabled=true" -}}
+{{- end -}}
 {{- if and .Values.historyServer.enabled (not $local) -}}
 {{- fail (printf "historyServer.enabled is for kind and minikube: profile %q writes no Spark event logs yet; set historyServer.enabled=false" .Values.profile) -}}
 {{- end -}}
@@ -114,4 +123,11 @@ Checkov skips for the platform's workloads, each justified (checkov reads them f
 checkov.io/skip1: CKV_K8S_43=Pinned by immutable version tag; a release adds the digest to images.*.tag (tag@sha256:...)
 checkov.io/skip2: CKV_K8S_15=IfNotPresent is required for images loaded into kind/minikube nodes; tags are immutable
 checkov.io/skip3: CKV_K8S_35=The program reads credentials from env; values come from Kubernetes Secrets via secretKeyRef
+{{- end }}
+
+{{/*
+The stream's Kafka bootstrap servers: streaming.kafka.bootstrapServers, else the in-cluster broker's Service.
+*/}}
+{{- define "tributary.kafkaBootstrap" -}}
+{{- .Values.streaming.kafka.bootstrapServers | default (printf "tributary-kafka.%s.svc:9092" .Release.Namespace) -}}
 {{- end }}
