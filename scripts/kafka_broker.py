@@ -36,6 +36,9 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import process_group  # noqa: E402  (scripts/process_group.py)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POM = REPO_ROOT / "conf" / "kafka" / "pom.xml"
 SETTINGS = REPO_ROOT / "conf" / "jars" / "settings.xml"
@@ -202,49 +205,7 @@ def start(state: Path, port: int = 0, timeout: float = 90.0, heap: str = "512m")
 
 def stop(state: Path, grace: float = 10.0) -> None:
     """Stop the broker recorded under ``state`` (SIGTERM: a clean shutdown; SIGKILL after ``grace`` seconds)."""
-    pid_file = state / "pid"
-    if not pid_file.is_file():
-        return
-    pid = int(pid_file.read_text())
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pid_file.unlink()
-        return
-    if not _gone(pid, grace):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _gone(pid, 10.0)  # its port and the data directory's lock are free only once it has died
-    pid_file.unlink()
-
-
-def _gone(pid: int, seconds: float) -> bool:
-    """Wait up to ``seconds`` for process group ``pid`` to end; whether it has."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def _alive(pid: int) -> bool:
-    """Whether the broker (its process group's leader) still runs; a dead one this process started is reaped."""
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            return False
-    except ChildProcessError:  # not our child
-        pass
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie left for another parent to reap counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+    process_group.stop(state / "pid", signal.SIGTERM, grace)
 
 
 def topic(bootstrap: str, action: str, name: str = "", partitions: int = 1) -> str:
