@@ -33,9 +33,10 @@ checkpoint reached (deleted and recreated, or expired), Spark reports data loss 
 ``processing_time`` runs until stopped (long-running clusters).
 
 A ``processing_time`` stream is deployed with the platform, before any model is trained: it waits for the
-``@champion`` alias (checking every ``CHAMPION_POLL_S``) and for its landing folder, instead of failing into the
-cluster manager's restarts (spark-operator backs off linearly, ``onFailureRetryInterval`` x submissions, so a
-crash-looping stream would later take minutes to come back from a lost driver). ``available_now`` fails fast.
+``@champion`` alias (checking every ``CHAMPION_POLL_S``, riding out a tracking server that stops answering after it
+first answered) and for its landing folder, instead of failing into the cluster manager's restarts (spark-operator
+backs off linearly, ``onFailureRetryInterval`` x submissions, so a crash-looping stream would later take minutes
+to come back from a lost driver). ``available_now`` fails fast.
 
 Run by hand (train and promote a champion first; land files with ``spark_jobs.generate``)::
 
@@ -141,13 +142,23 @@ def txn_app_id(query_id: str) -> str:
 def wait_for_champion(profile: Profile, poll_s: float = CHAMPION_POLL_S,
                       sleep: Callable[[float], None] = time.sleep) -> ChampionModel:
     """``resolve_champion``, again every ``poll_s`` seconds while there is none (a long-running stream started
-    before the first promotion); the tracking server being down still fails (``TrackingUnavailable``)."""
+    before the first promotion). A tracking server that does not answer the first look fails the stream
+    (``TrackingUnavailable``: a wrong URI or a server that is not there is a fix to make, not a wait). Once it has
+    answered, a later look it does not answer (the server restarting, or too busy for its health check) is logged and
+    retried at the next poll: the wait can last hours, and a crash would put the stream into its cluster manager's
+    restart backoff for a blip."""
+    answered = False
     while True:
         try:
             return resolve_champion(profile)
         except NoChampionError as exc:
+            answered = True
             log.warning("%s; the stream waits for one (checking every %.0fs)", exc, poll_s)
-            sleep(poll_s)
+        except TrackingUnavailable as exc:
+            if not answered:
+                raise
+            log.warning("%s; it answered before: the stream keeps waiting (checking every %.0fs)", exc, poll_s)
+        sleep(poll_s)
 
 
 # --- sources --------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 from spark_jobs.config import Profile
 
 SQLITE_PREFIX = "sqlite:///"
-HEALTH_WAIT_S = 20.0
+HEALTH_WAIT_S = 60.0  # a tracking server restarting (a rollout, a node drain) is back within it
 
 
 class TrackingUnavailable(RuntimeError):

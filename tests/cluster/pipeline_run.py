@@ -66,7 +66,7 @@ class PipelineRun:
     executor_kill: dict[str, Any] = field(default_factory=dict)  # what the fault injector did in features
     promoted: dict[str, Any] = field(default_factory=dict)  # the version promoted by hand, and the command's result
     mlflow_down: dict[str, Any] = field(default_factory=dict)  # score's try while MLflow was down
-    trouble: str = ""  # the cluster's unhealthy conditions and Warning events, when the run failed
+    trouble: str = ""  # the cluster's unhealthy conditions and latest Warning events, after the run
 
     def app_name(self, job: str, try_number: int) -> str:
         """The name the DAG's template gives (dags/tributary/sparkapp.py K8S_RUN_SUFFIX): run hash and try."""
@@ -270,7 +270,8 @@ def run_pipeline(platform: Live, home: Path) -> PipelineRun:
     platform.report["airflow_task_seconds"] = task_seconds(run.phases)
     platform.report["ingest_first_try_state"] = first["state"]
     platform.report["executor_kill"] = run.executor_kill
-    run.trouble = "" if state == "success" else platform.trouble()
+    run.trouble = platform.trouble()  # probe failures, restarts, evictions: the cause when a try failed unexpectedly
+    platform.report["warnings_after_run"] = run.trouble.splitlines()
     return run
 
 

@@ -58,7 +58,10 @@ def test_re_triggering_the_interval_runs_new_applications_and_leaves_bronze_and_
     nothing, and score MERGEd the same predictions (no duplicates)."""
     run, again = pipeline.phases["run"], pipeline.phases["retrigger"]
     for job in ("ingest", "score"):
-        assert again[job]["try_number"] == run[job]["try_number"] + 1 and again[job]["state"] == "success"
+        extra = {(job, n): pipeline.logs.get((job, n), "") for n in range(run[job]["try_number"] + 1,
+                                                                          again[job]["try_number"])}
+        assert again[job]["try_number"] == run[job]["try_number"] + 1 and again[job]["state"] == "success", (
+            f"{job}: {again[job]}\n{failure_report(extra)}\n--- the cluster ---\n{pipeline.trouble}")
         assert pipeline.app_state(job, again[job]["try_number"]) == "COMPLETED"
     for job in ("features", "train", "promote"):  # not cleared: not run again
         assert again[job]["try_number"] == run[job]["try_number"]

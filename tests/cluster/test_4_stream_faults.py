@@ -32,6 +32,7 @@ import yaml
 
 from spark_jobs.config import REPO_ROOT, load_profile
 from tests.cluster.live import JOBS_NS, Live, driver_api
+from cluster_platform import error_lines  # noqa: E402  (scripts/, on sys.path through tests.cluster.live)
 from tests.cluster.pipeline_run import SESSION, PipelineRun, cluster_run
 
 APP = "tributary-stream"
@@ -220,7 +221,7 @@ def stream_faults(pipeline: PipelineRun, platform: Live) -> StreamFaults:
 
 
 def test_the_charts_stream_is_the_rendered_one_and_waited_for_the_champion(stream_faults: StreamFaults,
-                                                                           platform: Live):
+                                                                           platform: Live, pipeline: PipelineRun):
     chart_app = platform.get("sparkapplication", APP, "-n", JOBS_NS)
     as_rendered = yaml.safe_load((REPO_ROOT / "build" / "rendered" / "kind" / "sparkapplications" / "stream.yaml").read_text())
     assert chart_app["spec"] == as_rendered["spec"]
@@ -228,7 +229,10 @@ def test_the_charts_stream_is_the_rendered_one_and_waited_for_the_champion(strea
     assert load_profile("kind").catalog.uri("stream_checkpoint").startswith("s3a://")
     if not platform.report["reused_running_cluster"]:
         # Installed before there was a model: it waited for the champion, and was never restarted for it.
-        assert stream_faults.attempts_before == 1, stream_faults.attempts_before
+        assert stream_faults.attempts_before == 1, (
+            f"{stream_faults.attempts_before} submissions before the first kill; what the driver now running said "
+            f"failed:\n{error_lines(stream_faults.first_log)}\n"
+            f"--- the cluster after the DAG run ---\n{pipeline.trouble}")
         assert "the stream waits for one" in stream_faults.first_log, stream_faults.first_log[-3000:]
 
 

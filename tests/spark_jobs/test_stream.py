@@ -294,6 +294,57 @@ def test_a_long_running_stream_waits_for_the_first_champion(mlflow_store: Profil
     assert caplog.text.count("the stream waits for one (checking every 7s)") == 2
 
 
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_a_waiting_stream_rides_out_a_tracking_server_that_stops_answering(mlflow_store: Profile, caplog,
+                                                                           monkeypatch) -> None:
+    """The registry answered (no champion yet), then its server stops answering for one look (here: the profile's
+    tracking URI points at a port nothing listens on, as a restarting server's Service would refuse): the stream logs
+    it and keeps waiting; the server back, the champion promoted, it scores with it."""
+    from spark_jobs import tracking
+
+    monkeypatch.setattr(tracking, "HEALTH_WAIT_S", 1.0)
+    profile = mlflow_store
+    store_uri = profile.mlflow["tracking_uri"]
+    waits: list[float] = []
+    promoted: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:  # the server goes away
+            profile.raw["mlflow"]["tracking_uri"] = _closed_port_url()
+        else:  # it is back, and a version is promoted
+            profile.raw["mlflow"]["tracking_uri"] = store_uri
+            promoted.append(make_champion(profile))
+
+    with caplog.at_level("WARNING", logger="spark_jobs.stream"):
+        champion = wait_for_champion(profile, poll_s=7, sleep=sleep)
+    assert waits == [7, 7]
+    assert champion.version == promoted[0]
+    assert caplog.text.count("the stream waits for one") == 1
+    assert caplog.text.count("did not answer") == 1 and "the stream keeps waiting (checking every 7s)" in caplog.text
+
+
+def test_a_tracking_server_that_never_answered_fails_the_wait(mlflow_store: Profile, monkeypatch) -> None:
+    """A wrong tracking URI is a fix to make, not a wait: the first look fails with the server's error."""
+    from spark_jobs import tracking
+
+    monkeypatch.setattr(tracking, "HEALTH_WAIT_S", 1.0)
+    url = _closed_port_url()
+    profile = mlflow_store
+    profile.raw["mlflow"]["tracking_uri"] = url
+    waits: list[float] = []
+    with pytest.raises(tracking.TrackingUnavailable, match=f"the MLflow tracking server at {url} did not answer"):
+        wait_for_champion(profile, poll_s=7, sleep=waits.append)
+    assert waits == []
+
+
 def test_stream_scores_every_landed_transaction_exactly_once(mlflow_store: Profile, spark: SparkSession) -> None:
     profile = mlflow_store
     make_champion(profile)
