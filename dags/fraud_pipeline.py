@@ -44,7 +44,11 @@ with DAG(
         "execution_timeout": timedelta(hours=2),
     },
     params={
-        "batch_id": Param("", type="string", description="Landing batch folder to ingest; empty ingests all."),
+        # Optional: "null" in its type, so the trigger form opens valid (a field whose type has no "null" is
+        # required there, and an empty text field is sent as null).
+        "batch_id": Param(
+            None, type=["null", "string"], description="Landing batch folder to ingest; empty ingests all."
+        ),
         "promote_version": Param(
             None, type=["null", "integer"], minimum=1, description="Promote this model version by hand."
         ),
@@ -52,7 +56,7 @@ with DAG(
         "seed": Param(7, type="integer", description="Training seed (same seed, same model)."),
     },
 ) as dag:
-    ingest = launch("ingest", args=["--batch-id={{ params.batch_id }}", "--as-of={{ data_interval_end | ts }}"])
+    ingest = launch("ingest", args=["--batch-id={{ params.batch_id or '' }}", "--as-of={{ data_interval_end | ts }}"])
     features = launch("features")
     train = launch("train", args=["--epochs={{ params.epochs }}", "--seed={{ params.seed }}"])
     promote = launch("promote", args=["--version={{ params.promote_version or '' }}"])
