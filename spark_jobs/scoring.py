@@ -1,7 +1,8 @@
 """Champion resolution and batched, GPU-aware model inference over Spark DataFrames (used by batch and stream).
 
-``resolve_champion(profile)`` pins the registered version behind ``@champion`` once, on the driver, so every
-worker of a job loads the same version even if the alias moves mid-job. ``score_features`` runs ``mapInArrow``:
+``resolve_champion(profile)`` pins the registered version behind ``@champion`` on the driver (once per batch job; the
+stream again between micro-batches), so every worker loads the same version even if the alias moves mid-job (or
+mid-batch). ``score_features`` runs ``mapInArrow``:
 each Python worker loads that version ONCE (module-level cache keyed by tracking URI, model URI and device) and
 scores Arrow batches of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows on the GPU Spark assigned to the
 task (``TaskContext.resources()["gpu"]``) or on the CPU. Arrow, not pandas: the passthrough strings never become
@@ -79,14 +80,15 @@ def _no_champion(name: str, why: str) -> NoChampionError:
     )
 
 
-def resolve_champion(profile: "Profile") -> ChampionModel:
-    """The version behind ``models:/<model_name>@champion`` in the profile's registry; NoChampionError if none."""
+def resolve_champion(profile: "Profile", health_wait_s: float | None = None) -> ChampionModel:
+    """The version behind ``models:/<model_name>@champion`` in the profile's registry; NoChampionError if none,
+    ``TrackingUnavailable`` if its tracking server does not answer within ``health_wait_s`` (default: the jobs')."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from spark_jobs.tracking import configure_mlflow
 
-    configure_mlflow(profile)
+    configure_mlflow(profile, health_wait_s)
     name = profile.mlflow["model_name"]
     client = MlflowClient()
     try:

@@ -4,8 +4,10 @@ Each micro-batch of landed JSON lines goes through the same validation, quaranti
 ``spark_jobs.ingest`` (``validation.validate_lines``, ``ingest.plan_ingest`` and its reconciliation
 landed = ingested + quarantined + duplicates). Valid new transactions are MERGEd into ``bronze_transactions`` and
 rejected lines into ``quarantine_transactions``; the new transactions are featurised with bronze as history
-(``features.features_for_new``) and scored with the MLflow ``@champion`` (resolved once, when the job starts), and
-the scores MERGEd into ``stream_predictions``.
+(``features.features_for_new``) and scored with the MLflow ``@champion``, and the scores MERGEd into
+``stream_predictions``. The champion is resolved when the job starts and looked up again before a micro-batch at most
+every ``CHAMPION_POLL_S`` (``StreamSink.follow_champion``): a promotion or rollback reaches a running stream at the
+next batch boundary; one batch is scored with one version.
 
 Exactly once: the query checkpoints to the ``stream_checkpoint`` dataset and writes through ``foreachBatch``.
 
@@ -50,7 +52,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -87,6 +89,7 @@ JOB = "stream"
 QUERY_NAME = "tributary_stream_scoring"
 DEFAULT_INTERVAL = "1 minute"
 CHAMPION_POLL_S = 30.0
+CHAMPION_CHECK_WAIT_S = 5.0  # a running stream's look at @champion waits this long for the tracking server
 TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 QUERY_ID_PROPERTY = "sql.streaming.queryId"  # set by Spark on the thread that runs a micro-batch
@@ -246,21 +249,49 @@ def idempotent_writes(spark: "SparkSession", app_id: str, version: int) -> Itera
 class StreamSink:
     """The ``foreachBatch`` function: writes one micro-batch to bronze, quarantine and ``stream_predictions``.
 
-    Keeps counts for this run (a batch replayed after a crash is counted again).
+    Keeps counts for this run (a batch replayed after a crash is counted again). Follows the champion: before a
+    micro-batch, at most every ``champion_check_s``, it looks up ``@champion`` again (``follow_champion``), so an ML
+    engineer's promotion (or rollback) reaches a long-running stream at the next batch boundary without a restart; a
+    whole batch is scored with one version, which its rows carry in ``model_version``.
     """
 
     profile: Profile
     champion: ChampionModel
+    champion_check_s: float = CHAMPION_POLL_S
+    clock: Callable[[], float] = time.monotonic
     batches: int = 0
     scored: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    versions_used: list[int] = field(default_factory=list)
+    _checked_at: float | None = field(default=None, init=False, repr=False)
+
+    def follow_champion(self) -> None:
+        """Look up ``@champion`` again if ``champion_check_s`` has passed since the last look (the first look is
+        the one that started the stream). A move is logged and taken; a registry that does not answer, or a model
+        left with no champion, keeps the current one (logged): scoring goes on with the last known champion."""
+        now = self.clock()
+        if self._checked_at is None:
+            self._checked_at = now
+        if now - self._checked_at < self.champion_check_s:
+            return
+        self._checked_at = now
+        try:
+            current = resolve_champion(self.profile, health_wait_s=CHAMPION_CHECK_WAIT_S)
+        except (NoChampionError, TrackingUnavailable) as exc:
+            log.warning("%s; the stream keeps scoring with version %s", exc, self.champion.version)
+            return
+        if current.version != self.champion.version:
+            log.warning("@champion of %s moved from version %s to %s: the stream scores with %s from this batch on",
+                        current.name, self.champion.version, current.version, current.version)
+            self.champion = current
 
     def __call__(self, lines: DataFrame, batch_id: int) -> None:
         spark = lines.sparkSession  # the query's own session: the txn confs below stay local to it
         query_id = spark.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
         if not query_id:
             raise RuntimeError(f"no {QUERY_ID_PROPERTY} on the micro-batch thread; cannot tag idempotent writes")
+        self.follow_champion()
         catalog = self.profile.catalog
         lines.persist()
         try:
@@ -271,6 +302,8 @@ class StreamSink:
             with idempotent_writes(spark, txn_app_id(query_id), batch_id):
                 if counts["rows_ingested"]:
                     self.write_new(spark, plan.new, bronze)
+                    if self.champion.version not in self.versions_used:
+                        self.versions_used.append(self.champion.version)
                 if counts["rows_quarantined"]:
                     quarantine = conform(plan.quarantine, QUARANTINE_SCHEMA)
                     io.merge_table(spark, quarantine, catalog, "quarantine_transactions")
@@ -370,7 +403,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         fail(message)
     result = {
         "profile": profile.name,
-        "model_version": champion.version,
+        "model_version": sink.champion.version,  # the champion at the end (it may have moved: model_versions)
+        "model_versions": sink.versions_used,  # the versions that scored rows in this run, in order
         "batches": sink.batches,
         "scored": sink.scored,
         "quarantined": sink.quarantined,

@@ -78,15 +78,16 @@ def _prepare_local_store(tracking_uri: str, artifact_uri: str) -> None:
         Path(urlparse(artifact_uri).path).mkdir(parents=True, exist_ok=True)
 
 
-def configure_mlflow(profile: Profile) -> str:
+def configure_mlflow(profile: Profile, health_wait_s: float | None = None) -> str:
     """Set the tracking and registry URI from ``profile``, ensure its experiment exists, activate it, return its id;
-    ``TrackingUnavailable`` when its tracking server does not answer."""
+    ``TrackingUnavailable`` when its tracking server does not answer within ``health_wait_s`` (default
+    ``HEALTH_WAIT_S``)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     cfg = profile.mlflow
     tracking_uri = cfg["tracking_uri"]
-    check_tracking_server(tracking_uri)
+    check_tracking_server(tracking_uri, health_wait_s)
     artifacts = artifact_location(cfg["artifact_root"])
     _prepare_local_store(tracking_uri, artifacts)
     mlflow.set_tracking_uri(tracking_uri)

@@ -30,8 +30,10 @@ from spark_jobs.stream import (
     existing_ids,
     idempotent_writes,
     kafka_records,
+    StreamSink,
     main,
     prepare_batch,
+    start_query,
     txn_app_id,
     wait_for_champion,
 )
@@ -329,6 +331,89 @@ def test_a_waiting_stream_rides_out_a_tracking_server_that_stops_answering(mlflo
     assert champion.version == promoted[0]
     assert caplog.text.count("the stream waits for one") == 1
     assert caplog.text.count("did not answer") == 1 and "the stream keeps waiting (checking every 7s)" in caplog.text
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_running_stream_follows_the_champion_at_most_every_check_interval(mlflow_store: Profile, caplog,
+                                                                             monkeypatch) -> None:
+    """``follow_champion`` before each micro-batch: no look within ``champion_check_s`` (a promotion waits for it),
+    then the moved alias is taken; a registry that stops answering, or a rollback that leaves no champion, keeps the
+    current one."""
+    from mlflow import MlflowClient
+
+    from spark_jobs import tracking
+    from spark_jobs.scoring import resolve_champion
+
+    profile = mlflow_store
+    first = make_champion(profile)
+    clock = FakeClock()
+    sink = StreamSink(profile, resolve_champion(profile), champion_check_s=30, clock=clock)
+    sink.follow_champion()  # the first batch: the champion the stream started with
+    second = make_champion(profile)
+    clock.now += 29
+    sink.follow_champion()
+    assert sink.champion.version == first  # within the interval: no look
+    clock.now += 1
+    with caplog.at_level("WARNING", logger="spark_jobs.stream"):
+        sink.follow_champion()
+    assert sink.champion.version == second
+    assert f"moved from version {first} to {second}" in caplog.text
+
+    monkeypatch.setattr(tracking, "HEALTH_WAIT_S", 1.0)
+    store_uri = profile.mlflow["tracking_uri"]
+    profile.raw["mlflow"]["tracking_uri"] = _closed_port_url()  # the server goes away
+    clock.now += 30
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="spark_jobs.stream"):
+        sink.follow_champion()
+    assert sink.champion.version == second
+    assert "did not answer" in caplog.text and f"keeps scoring with version {second}" in caplog.text
+
+    profile.raw["mlflow"]["tracking_uri"] = store_uri
+    MlflowClient(store_uri).delete_registered_model_alias(profile.mlflow["model_name"], "champion")
+    clock.now += 30
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="spark_jobs.stream"):
+        sink.follow_champion()
+    assert sink.champion.version == second and "has no @champion alias" in caplog.text
+
+
+def test_a_promotion_between_micro_batches_scores_the_next_batch_with_the_new_champion(
+        mlflow_store: Profile, spark: SparkSession) -> None:
+    """The real query, two files, one per micro-batch: the champion is promoted between them (when the second batch
+    reads the sink's clock). The first batch's predictions carry the old version, the second's the new one, and
+    every valid transaction is scored once."""
+    from spark_jobs.scoring import resolve_champion
+
+    profile = mlflow_store
+    first = make_champion(profile)
+    landed = land(profile, "follow", rows=150, files=2)
+    promoted: list[int] = []
+    ticks = iter(range(10**6))
+
+    def clock() -> float:  # called once per micro-batch, by follow_champion
+        tick = next(ticks)
+        if tick == 1:
+            promoted.append(make_champion(profile))
+        return float(tick)
+
+    sink = StreamSink(profile, resolve_champion(profile), champion_check_s=0, clock=clock)
+    start_query(build_source(spark, profile), sink, profile, "available_now", "1 minute").awaitTermination()
+    assert sink.batches == 2 and sink.versions_used == [first, promoted[0]]
+    predictions = io.read_table(spark, profile.catalog, "stream_predictions")
+    by_version = Counter(r.model_version for r in predictions.select("model_version").collect())
+    assert set(by_version) == {first, promoted[0]} and all(by_version.values())
+    assert ids(spark, profile, "stream_predictions") == landed.valid_ids
+    assert predictions.count() == len(landed.valid_ids)
 
 
 def test_a_tracking_server_that_never_answered_fails_the_wait(mlflow_store: Profile, monkeypatch) -> None:
