@@ -264,15 +264,16 @@ class StreamSink:
     quarantined: int = 0
     duplicates: int = 0
     versions_used: list[int] = field(default_factory=list)
-    _checked_at: float | None = field(default=None, init=False, repr=False)
+    _checked_at: float = field(default=0.0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._checked_at = self.clock()  # ``champion`` was resolved just now
 
     def follow_champion(self) -> None:
-        """Look up ``@champion`` again if ``champion_check_s`` has passed since the last look (the first look is
-        the one that started the stream). A move is logged and taken; a registry that does not answer, or a model
-        left with no champion, keeps the current one (logged): scoring goes on with the last known champion."""
+        """Look up ``@champion`` again if ``champion_check_s`` has passed since the last look (the first one is
+        the look that gave the sink its ``champion``). A move is logged and taken; a registry that does not answer, or
+        a model left with no champion, keeps the current one (logged): scoring goes on with the last known champion."""
         now = self.clock()
-        if self._checked_at is None:
-            self._checked_at = now
         if now - self._checked_at < self.champion_check_s:
             return
         self._checked_at = now

@@ -89,7 +89,8 @@ class Checkpoint:
 @dataclass
 class StreamFaults:
     attempts_before: int
-    first_log: str  # the driver's log before the first kill
+    first_log: str  # the driver's log before the first group landed
+    log_at_first_kill: str = ""  # the first driver's log, just before it was killed
     groups: list[dict[str, Any]] = field(default_factory=list)
     kills: list[dict[str, Any]] = field(default_factory=list)
     first_batch_s: float = 0.0  # first group landed -> its batch's first Spark job
@@ -149,6 +150,8 @@ def kill_mid_batch(platform: Live, checkpoint: Checkpoint, faults: StreamFaults,
         if due:
             batch, seen, delay = due[-1]
             if batch not in checkpoint.committed():
+                if not faults.kills:
+                    faults.log_at_first_kill = platform.driver_log(APP)
                 platform.kubectl("delete", "pod", DRIVER, "-n", JOBS_NS, "--grace-period=0", "--force", "--wait=false")
                 files = checkpoint.batch_files().get(batch, set())
                 return {"batch": batch, "delay_drawn_s": round(delay, 1), "seconds_into_batch": round(now - seen, 1),
@@ -234,6 +237,20 @@ def test_the_charts_stream_is_the_rendered_one_and_waited_for_the_champion(strea
             f"failed:\n{error_lines(stream_faults.first_log)}\n"
             f"--- the cluster after the DAG run ---\n{pipeline.trouble}")
         assert "the stream waits for one" in stream_faults.first_log, stream_faults.first_log[-3000:]
+
+
+def test_the_running_stream_took_the_version_promoted_by_hand_at_its_next_batch(stream_faults: StreamFaults,
+                                                                               pipeline: PipelineRun, platform: Live):
+    """The stream started with the champion the DAG run promoted; an ML engineer then promoted another version by
+    hand (pipeline_run.py, phase 4). The first micro-batch after that (this module's first group, before any kill)
+    looked @champion up again and scored with the new version, with no restart; every row of the groups carries it
+    (the drivers that replayed batches after the kills resolved it when they started)."""
+    promoted = pipeline.promoted
+    if not platform.report["reused_running_cluster"]:  # on a developer's cluster the stream may have started later
+        moved = (f"moved from version {promoted['result']['champion_version_before']} to {promoted['version']}: "
+                 f"the stream scores with {promoted['version']} from this batch on")
+        assert moved in stream_faults.log_at_first_kill, error_lines(stream_faults.log_at_first_kill)
+    assert stream_faults.check["model_versions"] == [promoted["version"]], stream_faults.check
 
 
 def test_the_driver_was_deleted_mid_batch_three_times_and_the_operator_restarted_it(stream_faults: StreamFaults):

@@ -33,7 +33,6 @@ from spark_jobs.stream import (
     StreamSink,
     main,
     prepare_batch,
-    start_query,
     txn_app_id,
     wait_for_champion,
 )
@@ -357,7 +356,6 @@ def test_a_running_stream_follows_the_champion_at_most_every_check_interval(mlfl
     first = make_champion(profile)
     clock = FakeClock()
     sink = StreamSink(profile, resolve_champion(profile), champion_check_s=30, clock=clock)
-    sink.follow_champion()  # the first batch: the champion the stream started with
     second = make_champion(profile)
     clock.now += 29
     sink.follow_champion()
@@ -385,35 +383,6 @@ def test_a_running_stream_follows_the_champion_at_most_every_check_interval(mlfl
     with caplog.at_level("WARNING", logger="spark_jobs.stream"):
         sink.follow_champion()
     assert sink.champion.version == second and "has no @champion alias" in caplog.text
-
-
-def test_a_promotion_between_micro_batches_scores_the_next_batch_with_the_new_champion(
-        mlflow_store: Profile, spark: SparkSession) -> None:
-    """The real query, two files, one per micro-batch: the champion is promoted between them (when the second batch
-    reads the sink's clock). The first batch's predictions carry the old version, the second's the new one, and
-    every valid transaction is scored once."""
-    from spark_jobs.scoring import resolve_champion
-
-    profile = mlflow_store
-    first = make_champion(profile)
-    landed = land(profile, "follow", rows=150, files=2)
-    promoted: list[int] = []
-    ticks = iter(range(10**6))
-
-    def clock() -> float:  # called once per micro-batch, by follow_champion
-        tick = next(ticks)
-        if tick == 1:
-            promoted.append(make_champion(profile))
-        return float(tick)
-
-    sink = StreamSink(profile, resolve_champion(profile), champion_check_s=0, clock=clock)
-    start_query(build_source(spark, profile), sink, profile, "available_now", "1 minute").awaitTermination()
-    assert sink.batches == 2 and sink.versions_used == [first, promoted[0]]
-    predictions = io.read_table(spark, profile.catalog, "stream_predictions")
-    by_version = Counter(r.model_version for r in predictions.select("model_version").collect())
-    assert set(by_version) == {first, promoted[0]} and all(by_version.values())
-    assert ids(spark, profile, "stream_predictions") == landed.valid_ids
-    assert predictions.count() == len(landed.valid_ids)
 
 
 def test_a_tracking_server_that_never_answered_fails_the_wait(mlflow_store: Profile, monkeypatch) -> None:
