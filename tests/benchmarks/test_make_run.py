@@ -21,7 +21,7 @@ def test_the_baseline_submits_what_airflow_submits_for_each_task(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_TRIBUTARY_SPARK", json.dumps(spark_connection(profile)))
     dag = make_run.load_dag()
     params = make_run.dag_defaults()
-    assert params == {"batch_id": "", "promote_version": None, "epochs": 8, "seed": 7}
+    assert params == {"batch_id": None, "promote_version": None, "epochs": 8, "seed": 7}
     end = datetime(2026, 12, 1, tzinfo=timezone.utc)
     expected = make_run.job_args("batch-0001", end.isoformat(), params)
     assert [t.task_id for t in dag.tasks] == list(make_run.JOBS) == list(expected)
