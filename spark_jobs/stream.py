@@ -273,13 +273,15 @@ class StreamSink:
         """Look up ``@champion`` again if ``champion_check_s`` has passed since the last look (the first one is
         the look that gave the sink its ``champion``). A move is logged and taken; a registry that does not answer, or
         a model left with no champion, keeps the current one (logged): scoring goes on with the last known champion."""
+        from mlflow.exceptions import MlflowException
+
         now = self.clock()
         if now - self._checked_at < self.champion_check_s:
             return
         self._checked_at = now
         try:
             current = resolve_champion(self.profile, health_wait_s=CHAMPION_CHECK_WAIT_S)
-        except (NoChampionError, TrackingUnavailable) as exc:
+        except (NoChampionError, TrackingUnavailable, MlflowException) as exc:  # the last: a registry error
             log.warning("%s; the stream keeps scoring with version %s", exc, self.champion.version)
             return
         if current.version != self.champion.version:
