@@ -43,6 +43,16 @@ FEATURES_SCHEMA = T.StructType(
 SIGNAL_COLUMNS = FEATURE_COLUMNS[:4]  # fraud shifts these
 
 
+def closed_port_url() -> str:
+    """An ``http://`` URL on loopback where nothing listens (a port bound, then closed): a tracking server that does
+    not answer."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
 def features_pandas(rows: int = 400, seed: int = 7, fraud_rate: float = 0.1, prefix: str = "t") -> pd.DataFrame:
     """``rows`` features_card rows, one a minute from ``START``, ~``fraud_rate`` fraud, learnable signal."""
     rng = np.random.default_rng(seed)

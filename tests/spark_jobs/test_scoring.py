@@ -19,6 +19,7 @@ from spark_jobs.scoring import ChampionModel, NoChampionError, resolve_champion,
 from spark_jobs.tracking import configure_mlflow
 from tests.spark_jobs.ml_support import (  # noqa: F401
     START,
+    closed_port_url,
     features_frame,
     features_pandas,
     mlflow_store,
@@ -196,21 +197,17 @@ def test_score_with_the_tracking_server_down_fails_fast_with_the_cause_and_write
     """The standalone profile's tracking server ($MLFLOW_TRACKING_URI) does not answer (nothing listens on the
     port): score stops before Spark starts, the message names the server and the cause, and no predictions table is
     created."""
-    import socket
-
     from spark_jobs import tracking
     from spark_jobs.config import load_profile
 
-    with socket.socket() as s:  # a port nothing listens on once closed
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    url = closed_port_url()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     monkeypatch.setattr(tracking, "HEALTH_WAIT_S", 2.0)
     with pytest.raises(SystemExit) as stopped:
         score.main(["--profile", "standalone"])
     assert stopped.value.code == 1
     err = capsys.readouterr().err
-    assert f"the MLflow tracking server at http://127.0.0.1:{port} did not answer" in err
+    assert f"the MLflow tracking server at {url} did not answer" in err
     assert "refused" in err.lower() and "nothing was read or written" in err
     catalog = load_profile("standalone").catalog
     assert not os.path.exists(catalog.uri("predictions").removeprefix("file://"))

@@ -26,17 +26,17 @@ from spark_jobs.config import ConfigError, Profile
 from spark_jobs.schema import BRONZE_SCHEMA
 from spark_jobs.stream import (
     SOURCES,
+    StreamSink,
     build_source,
     existing_ids,
     idempotent_writes,
     kafka_records,
-    StreamSink,
     main,
     prepare_batch,
     txn_app_id,
     wait_for_champion,
 )
-from tests.spark_jobs.ml_support import mlflow_store, register_model  # noqa: F401
+from tests.spark_jobs.ml_support import closed_port_url, mlflow_store, register_model  # noqa: F401
 
 AS_OF = datetime(2026, 11, 20, tzinfo=timezone.utc)
 T0 = datetime(2026, 11, 10, 12, 0, 0, tzinfo=timezone.utc)
@@ -295,14 +295,6 @@ def test_a_long_running_stream_waits_for_the_first_champion(mlflow_store: Profil
     assert caplog.text.count("the stream waits for one (checking every 7s)") == 2
 
 
-def _closed_port_url() -> str:
-    import socket
-
-    with socket.socket() as s:  # a port nothing listens on once closed
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
 def test_a_waiting_stream_rides_out_a_tracking_server_that_stops_answering(mlflow_store: Profile, caplog,
                                                                            monkeypatch) -> None:
     """The registry answered (no champion yet), then its server stops answering for one look (here: the profile's
@@ -319,7 +311,7 @@ def test_a_waiting_stream_rides_out_a_tracking_server_that_stops_answering(mlflo
     def sleep(seconds: float) -> None:
         waits.append(seconds)
         if len(waits) == 1:  # the server goes away
-            profile.raw["mlflow"]["tracking_uri"] = _closed_port_url()
+            profile.raw["mlflow"]["tracking_uri"] = closed_port_url()
         else:  # it is back, and a version is promoted
             profile.raw["mlflow"]["tracking_uri"] = store_uri
             promoted.append(make_champion(profile))
@@ -342,14 +334,12 @@ class FakeClock:
         return self.now
 
 
-def test_a_running_stream_follows_the_champion_at_most_every_check_interval(mlflow_store: Profile, caplog,
-                                                                             monkeypatch) -> None:
+def test_a_running_stream_follows_the_champion_at_most_every_check_interval(mlflow_store: Profile, caplog) -> None:
     """``follow_champion`` before each micro-batch: no look within ``champion_check_s`` (a promotion waits for it),
     then the moved alias is taken; a registry that stops answering, or a rollback that leaves no champion, keeps the
     current one."""
     from mlflow import MlflowClient
 
-    from spark_jobs import tracking
     from spark_jobs.scoring import resolve_champion
 
     profile = mlflow_store
@@ -366,9 +356,8 @@ def test_a_running_stream_follows_the_champion_at_most_every_check_interval(mlfl
     assert sink.champion.version == second
     assert f"moved from version {first} to {second}" in caplog.text
 
-    monkeypatch.setattr(tracking, "HEALTH_WAIT_S", 1.0)
     store_uri = profile.mlflow["tracking_uri"]
-    profile.raw["mlflow"]["tracking_uri"] = _closed_port_url()  # the server goes away
+    profile.raw["mlflow"]["tracking_uri"] = closed_port_url()  # the server goes away (the look waits its 5 s)
     clock.now += 30
     caplog.clear()
     with caplog.at_level("WARNING", logger="spark_jobs.stream"):
@@ -390,7 +379,7 @@ def test_a_tracking_server_that_never_answered_fails_the_wait(mlflow_store: Prof
     from spark_jobs import tracking
 
     monkeypatch.setattr(tracking, "HEALTH_WAIT_S", 1.0)
-    url = _closed_port_url()
+    url = closed_port_url()
     profile = mlflow_store
     profile.raw["mlflow"]["tracking_uri"] = url
     waits: list[float] = []
