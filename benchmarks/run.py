@@ -27,6 +27,8 @@ from benchmarks.report import update_readme
 
 BENCHMARKS = {
     "P1_scoring": "benchmarks.scoring",
+    "P2_features": "benchmarks.features",
+    "P2s_skew": "benchmarks.skew",
     "P3_streaming": "benchmarks.streaming",
     "P4_make_run": "benchmarks.make_run",
     "P5_dag_parse": "benchmarks.dag_parse",
@@ -34,7 +36,8 @@ BENCHMARKS = {
 # What `make test`'s smoke test runs with --quick: the benchmarks whose CI-sized run takes seconds. P3 and P4 run five
 # spark-submits (and P4 `make run`) even at their quick size, minutes on 2 cores beside the rest of the suite, so CI
 # checks their pieces instead (tests/benchmarks/test_make_run.py, tests/spark_jobs/test_stream.py, the e2e test) and
-# `make bench QUICK=1` runs them whole.
+# `make bench QUICK=1` runs them whole. P2 and P2s (a Spark session, bronze tables and 3 runs of each method, minutes
+# too) are checked by tests/benchmarks/test_features_bench.py: the DuckDB baseline computes Spark's features.
 SMOKE = ("P1_scoring", "P5_dag_parse")
 
 
