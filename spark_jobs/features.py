@@ -29,6 +29,14 @@ Definitions: the "previous transaction" is the latest strictly earlier one (ties
 amounts; ``hour_of_day``/``is_night`` are UTC (night = 00:00-05:59); ``speed_kmh_from_prev_txn`` = great-circle
 (haversine) km / hours since the previous transaction (at least 1 s apart by construction).
 
+How it is computed: counts and sums over a window are differences of two running totals (everything up to
+``t - 1`` less everything up to ``t - window - 1``), and the previous transaction is the running latest one, kept
+when it lies within the lookback. Spark adds each row to a running total once, but re-aggregates a bounded frame
+whole for every row, which is quadratic in a busy card's month (benchmarks/README.md, P2s). Counts are exact; a
+window sum equals the frame's own sum up to the double rounding of the running totals (about 1e-16 of the card's
+total spend), and is exactly 0 over no rows. The prior mean, standard deviation and usual country stay on the
+bounded 30-day frame, where an all-equal history keeps a deviation of exactly 0.
+
 Run by hand (reads ``bronze_transactions``, fully recomputes and overwrites ``features_card``; re-running on the
 same bronze version gives the same table)::
 
@@ -99,6 +107,28 @@ def _prior(partition: Sequence[str], seconds: int) -> "WindowSpec":
     return Window.partitionBy(*partition).orderBy(_TS).rangeBetween(-seconds, -1)
 
 
+def _up_to(partition: Sequence[str], seconds_before: int) -> "WindowSpec":
+    """Frame of the same partition's rows at ``t - seconds_before`` or earlier: every earlier row, which Spark
+    aggregates as a running total (each row added once), unlike a bounded frame, which it re-aggregates whole for
+    every row (a card's 30-day frame holds its whole month: quadratic on a busy card)."""
+    return Window.partitionBy(*partition).orderBy(_TS).rangeBetween(Window.unboundedPreceding, -seconds_before)
+
+
+def _count_in(partition: Sequence[str], seconds: int) -> Column:
+    """Rows of the partition in ``[t - seconds, t - 1]``: the running count up to ``t - 1`` less the one up to
+    ``t - seconds - 1`` (exact)."""
+    one = F.lit(1)
+    return F.count(one).over(_up_to(partition, 1)) - F.count(one).over(_up_to(partition, seconds + 1))
+
+
+def _sum_in(partition: Sequence[str], seconds: int, column: str) -> Column:
+    """``column``'s sum over ``[t - seconds, t - 1]`` as a difference of running sums (0 over no rows; otherwise
+    equal to the frame's own sum up to double rounding of the running totals)."""
+    running = F.sum(column).over(_up_to(partition, 1)) - F.coalesce(
+        F.sum(column).over(_up_to(partition, seconds + 1)), F.lit(0.0))
+    return F.when(_count_in(partition, seconds) > 0, running).otherwise(F.lit(0.0))
+
+
 def haversine_km(lat1: Column, lon1: Column, lat2: Column, lon2: Column) -> Column:
     """Great-circle distance in km between two points given in degrees."""
     dlat = F.radians(lat2 - lat1)
@@ -116,23 +146,25 @@ def compute_card_features(transactions: DataFrame) -> DataFrame:
     """
     card = ["card_id"]
     profile_w = _prior(card, LOOKBACK_SECONDS)
-    category_w = _prior(["card_id", "merchant_category"], LOOKBACK_SECONDS)
 
     df = transactions.select(*INPUT_COLUMNS).withColumn(_TS, F.unix_seconds("event_time"))
     windowed: dict[str, Column] = {}
     for label, seconds in WINDOWS_SECONDS.items():
-        w = _prior(card, seconds)
-        windowed[f"txn_count_{label}"] = F.count(F.lit(1)).over(w)
-        windowed[f"amount_sum_{label}"] = F.coalesce(F.sum("amount").over(w), F.lit(0.0))
+        windowed[f"txn_count_{label}"] = _count_in(card, seconds)
+        windowed[f"amount_sum_{label}"] = _sum_in(card, seconds, "amount")
+    # The latest earlier row of the card, if it lies within the lookback.
+    latest = F.max(F.struct(F.col(_TS), F.col("transaction_id"), F.col("lat"), F.col("lon"))).over(_up_to(card, 1))
     df = df.withColumns(
         {
             **windowed,
-            "_prior_n": F.count(F.lit(1)).over(profile_w),
+            "_prior_n": _count_in(card, LOOKBACK_SECONDS),
+            # Mean, deviation and mode stay on the bounded frame: exact (an all-equal history has deviation 0,
+            # which a difference of running sums of squares does not keep), at a cost growing with the frame.
             "_prior_mean": F.avg("amount").over(profile_w),
             "_prior_std": F.stddev_pop("amount").over(profile_w),
             "_usual_country": F.mode("country", True).over(profile_w),
-            "_prev": F.max(F.struct(F.col(_TS), F.col("transaction_id"), F.col("lat"), F.col("lon"))).over(profile_w),
-            "_category_n": F.count(F.lit(1)).over(category_w),
+            "_prev": F.when(latest[_TS] >= F.col(_TS) - LOOKBACK_SECONDS, latest),
+            "_category_n": _count_in(["card_id", "merchant_category"], LOOKBACK_SECONDS),
         }
     )
 
