@@ -21,16 +21,18 @@ Run alone: ``uv run python -m benchmarks.run --only P2_features`` (``--quick``: 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import Goal, Result, Stats, repeat
+from spark_jobs.generate import DEFAULT_DAYS, DEFAULT_START, ROWS_PER_CARD
 
 NAME = "P2_features"
 TITLE = "feature engineering time, Spark against DuckDB"
-START_EPOCH = 1_793_491_200  # 2026-11-01T00:00:00Z, the generator's default start
-DAYS = 14
-ROWS_PER_CARD = 50
+# The generator's defaults: its start day, its 14 days and its one card per 50 transactions.
+START_EPOCH = int(datetime.combine(DEFAULT_START, datetime.min.time(), timezone.utc).timestamp())
+DAYS = DEFAULT_DAYS
 COUNTRIES = ("DE", "ES", "FR", "GB", "IT", "NL", "PL", "US")
 COUNTRY_LATLON = ((52.5, 13.4), (40.4, -3.7), (48.9, 2.35), (51.5, -0.13), (41.9, 12.5), (52.4, 4.9), (52.2, 21.0),
                   (40.7, -74.0))
