@@ -54,18 +54,19 @@ ENV JAVA_HOME=/usr/lib/jvm/default-java \
     TRIBUTARY_HOME=/opt/tributary \
     TRIBUTARY_JARS_DIR=/opt/tributary/jars \
     HOME=/tmp
-# The jobs' environment from uv.lock, built in place (one copy of its gigabytes in the image and in the build
-# cache); uv itself is only mounted for the step, and only pyproject.toml and uv.lock are copied for it, so an edit
-# elsewhere (README.md included) never rebuilds it. Build-time only, never baked: SSL_CERT_FILE, behind a
+# The jobs' environment: the `jobs` group of uv.lock as `make requirements` exports it (hash-locked, pinned), built
+# in place (one copy of its gigabytes in the image and in the build cache); uv itself is only mounted for the step.
+# Only that export is copied for it, so a lock change that leaves the jobs' packages alone (a new Airflow or test
+# dependency) or an edit elsewhere never rebuilds it. Build-time only, never baked: SSL_CERT_FILE, behind a
 # TLS-intercepting proxy its CA bundle; UV_CACHE_DIR, a mounted uv cache (k8s/cluster/images.sh passes both).
 ARG SSL_CERT_FILE
 ARG UV_CACHE_DIR
-COPY pyproject.toml uv.lock /opt/tributary/src/
+COPY docker/spark/requirements.txt /tmp/requirements.txt
 RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
-    UV_PROJECT_ENVIRONMENT=/opt/tributary/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
-    uv sync --frozen --no-default-groups --group jobs --no-install-project --python python3.11 \
-        --project /opt/tributary/src \
-    && rm -rf /opt/tributary/src
+    UV_PYTHON_DOWNLOADS=never uv venv --python python3.11 /opt/tributary/venv \
+    && UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy uv pip install --python /opt/tributary/venv/bin/python \
+        --require-hashes --no-deps -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
 COPY --from=jars /opt/tributary/jars /opt/tributary/jars
 COPY conf/ /opt/tributary/conf/
 COPY mlflow/ /opt/tributary/mlflow/
@@ -85,14 +86,15 @@ ENV AIRFLOW_HOME=/opt/airflow \
     TRIBUTARY_HOME=/opt/tributary \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/tributary/dags \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
+# The `airflow` group of uv.lock as `make requirements` exports it, like the spark image's environment.
 ARG SSL_CERT_FILE
 ARG UV_CACHE_DIR
-COPY pyproject.toml uv.lock /opt/airflow/src/
+COPY docker/airflow/requirements.txt /tmp/requirements.txt
 RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
-    UV_PROJECT_ENVIRONMENT=/opt/airflow/venv UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
-    uv sync --frozen --no-default-groups --group airflow --no-install-project --python python3.11 \
-        --project /opt/airflow/src \
-    && rm -rf /opt/airflow/src
+    UV_PYTHON_DOWNLOADS=never uv venv --python python3.11 /opt/airflow/venv \
+    && UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy uv pip install --python /opt/airflow/venv/bin/python \
+        --require-hashes --no-deps -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
 COPY --chown=50000:0 conf/ /opt/tributary/conf/
 COPY --chown=50000:0 k8s/templates/ /opt/tributary/k8s/templates/
 COPY --chown=50000:0 spark_jobs/ /opt/tributary/spark_jobs/

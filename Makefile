@@ -24,7 +24,7 @@ ROWS ?= 20000
 TEST_PREREQS :=
 -include make/*.mk
 
-.PHONY: help setup jars run up test bench clean airflow-db
+.PHONY: help setup jars run up test bench clean airflow-db requirements
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
@@ -40,6 +40,14 @@ jars: ## fetch the pinned JVM jars (conf/jars/pom.xml) into var/jars
 	@scripts/fetch_jars.sh var/jars
 
 setup: $(UV) $(STAMP)/venv jars ## install Python deps (uv.lock) and jars; idempotent
+
+# Each image installs its part of uv.lock from this export (Dockerfile), so a lock change rebuilds only the images
+# whose packages it changed; tests/k8s/test_image.py fails while an export is stale.
+IMAGE_GROUPS := spark:jobs airflow:airflow
+requirements: | $(UV) ## export each image's dependency group of uv.lock to docker/<image>/requirements.txt; after `uv lock`
+	@for pair in $(IMAGE_GROUPS); do \
+		$(UV) export --quiet --frozen --no-default-groups --group $${pair#*:} --no-emit-project \
+			--output-file docker/$${pair%%:*}/requirements.txt >/dev/null || exit 1; done
 
 airflow-db: setup ## create/upgrade the local Airflow metadata DB (SQLite)
 	@mkdir -p $(AIRFLOW_HOME)

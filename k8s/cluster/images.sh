@@ -17,7 +17,8 @@
 #           nodes' containerd also resolve tributary/* there (as `kind load` does for kind).
 #
 # Usage: k8s/cluster/images.sh [bases|build|smoke|push|all]...  (default: all). Root (buildah, mmdebstrap).
-# Layers are cached in $TRIBUTARY_CACHE/containers, keyed by content: an unchanged uv.lock rebuilds no venv.
+# Layers are cached in $TRIBUTARY_CACHE/containers, keyed by content: a venv is rebuilt only when its
+# image's export of uv.lock (docker/<image>/requirements.txt, `make requirements`) changes.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../versions.env

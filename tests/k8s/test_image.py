@@ -55,9 +55,30 @@ def test_the_image_takes_jars_from_the_single_pinned_list():
     assert "COPY conf/jars/ conf/jars/" in DOCKERFILE
     assert "RUN scripts/fetch_jars.sh /opt/tributary/jars" in DOCKERFILE  # the script `make jars` runs
     assert "COPY jvm/src/ jvm/src/" in DOCKERFILE  # and the project's own jar (the S3 LogStore)
-    # Python deps from uv.lock: the jobs group in the spark image, the airflow group (no Spark) in the airflow image
-    assert "uv sync --frozen --no-default-groups --group jobs --no-install-project" in DOCKERFILE
-    assert "uv sync --frozen --no-default-groups --group airflow --no-install-project" in DOCKERFILE
+    # Python deps: each image installs its export of uv.lock, hash-checked, nothing resolved at build time
+    for image in ("spark", "airflow"):
+        assert f"COPY docker/{image}/requirements.txt /tmp/requirements.txt" in DOCKERFILE
+    installs = re.findall(r"--require-hashes --no-deps[\s\\]*-r /tmp/requirements.txt", DOCKERFILE)
+    assert len(installs) == 3  # spark, airflow, mlflow
+    assert "uv.lock" not in (REPO_ROOT / ".dockerignore").read_text()  # so a lock edit alone rebuilds nothing
+
+
+@pytest.mark.parametrize(("image", "group"), [("spark", "jobs"), ("airflow", "airflow")])
+def test_image_requirements_are_the_current_export_of_the_lock(image, group, tmp_path):
+    """docker/<image>/requirements.txt is exactly what `make requirements` exports from uv.lock now."""
+    committed = REPO_ROOT / "docker" / image / "requirements.txt"
+    fresh = tmp_path / "requirements.txt"
+    uv = REPO_ROOT / ".venv-uv" / "bin" / "uv"
+    subprocess.run([str(uv), "export", "--quiet", "--frozen", "--no-default-groups", "--group", group,
+                    "--no-emit-project", "--output-file", str(fresh)], cwd=REPO_ROOT, check=True,
+                   capture_output=True)
+    body = [line for line in fresh.read_text().splitlines() if not line.startswith("#")]
+    assert [line for line in committed.read_text().splitlines() if not line.startswith("#")] == body, (
+        f"{committed.relative_to(REPO_ROOT)} is not the current export of uv.lock's `{group}` group: "
+        "run `make requirements` and commit it")
+    assert any(line.startswith("pyyaml==") for line in body)  # the project's own dependencies are in it
+    torch = any(line.startswith("torch==") for line in body)
+    assert torch == (image == "spark")  # no PyTorch in the airflow image
 
 
 @pytest.mark.parametrize("profile", ["kind", "minikube", "eks", "gke"])
