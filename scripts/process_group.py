@@ -18,11 +18,20 @@ def stop(pid_file: Path, first: signal.Signals = signal.SIGTERM, grace: float = 
     a group already gone, is a no-op. Returns once the group's leader has died (its ports and locks are free)."""
     if not pid_file.is_file():
         return
-    pid = int(pid_file.read_text())
+    try:
+        pid = int(pid_file.read_text())
+    except ValueError:  # written when the disk was full, say: nothing to signal, and nothing better to go by
+        pid_file.unlink()
+        return
+    stop_pid(pid, first, grace)
+    pid_file.unlink(missing_ok=True)
+
+
+def stop_pid(pid: int, first: signal.Signals = signal.SIGTERM, grace: float = 10.0) -> None:
+    """``stop`` for a process group known by its leader's PID."""
     try:
         os.killpg(pid, first)
     except ProcessLookupError:
-        pid_file.unlink()
         return
     if not gone(pid, grace):
         try:
@@ -30,7 +39,6 @@ def stop(pid_file: Path, first: signal.Signals = signal.SIGTERM, grace: float = 
         except ProcessLookupError:
             pass
         gone(pid, 10.0)
-    pid_file.unlink()
 
 
 def gone(pid: int, seconds: float) -> bool:
