@@ -24,7 +24,7 @@ ROWS ?= 20000
 TEST_PREREQS :=
 -include make/*.mk
 
-.PHONY: help setup jars run up test bench clean airflow-db requirements
+.PHONY: help setup jars run up down test bench clean airflow-db requirements
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
@@ -44,7 +44,7 @@ setup: $(UV) $(STAMP)/venv jars ## install Python deps (uv.lock) and jars; idemp
 # Each image installs its part of uv.lock from this export (Dockerfile), so a lock change rebuilds only the images
 # whose packages it changed; tests/k8s/test_image.py fails while an export is stale.
 IMAGE_GROUPS := spark:jobs airflow:airflow
-requirements: | $(UV) ## export each image's dependency group of uv.lock to docker/<image>/requirements.txt; after `uv lock`
+requirements: | $(UV) ## after `uv lock`: each image's group of uv.lock to docker/<image>/requirements.txt
 	@for pair in $(IMAGE_GROUPS); do \
 		$(UV) export --quiet --frozen --no-default-groups --group $${pair#*:} --no-emit-project \
 			--output-file docker/$${pair%%:*}/requirements.txt >/dev/null || exit 1; done
@@ -56,8 +56,13 @@ airflow-db: setup ## create/upgrade the local Airflow metadata DB (SQLite)
 run: setup airflow-db ## set up, land data, run fraud_pipeline via Airflow, stream a 2nd batch, print the summary
 	$(RUN) python scripts/run_local.py --rows $(ROWS)
 
-up: setup airflow-db ## start the Airflow UI and the MLflow UI on the local state
-	$(RUN) python scripts/up.py
+DB ?= postgres
+UP_PREREQS := $(if $(filter sqlite,$(DB)),airflow-db,postgres-bin)
+up: setup $(UP_PREREQS) ## Airflow + MLflow on PostgreSQL, a Spark cluster (DB=sqlite: UIs on make run's state)
+	$(RUN) python scripts/up.py --db $(DB) --rows $(ROWS)
+
+down: ## stop what an interrupted `make up` left running (by the PIDs it recorded under var/)
+	$(RUN) python scripts/up.py --down
 
 test: setup $(TEST_PREREQS) ## run every test (tests/cluster beside the rest; see scripts/test.sh)
 	@scripts/test.sh $(PYTEST_ARGS)
