@@ -23,11 +23,12 @@ fi
 
 log() { echo "test.sh: $*" >&2; }
 cluster_log="$RESULTS/cluster.log"
-# pytest ends on SIGINT like on Ctrl-C: its fixtures' finalizers stop the cluster by PID.
+# pytest ends on SIGTERM like on Ctrl-C (tests/conftest.py): its fixtures' finalizers stop the cluster by PID. A
+# background job of this script ignores SIGINT (no job control), so the trap sends it SIGTERM.
 BACKGROUND=(tests/cluster tests/services)
 "${PYTEST[@]}" "${BACKGROUND[@]}" --junitxml="$RESULTS/cluster.xml" "$@" >"$cluster_log" 2>&1 &
 cluster_pid=$!
-trap 'kill -INT "$cluster_pid" 2>/dev/null; wait "$cluster_pid"; exit 130' INT TERM
+trap 'kill -TERM "$cluster_pid" 2>/dev/null; wait "$cluster_pid"; exit 130' INT TERM
 log "${BACKGROUND[*]} run in the background (pid $cluster_pid, output in $cluster_log); the rest runs here"
 
 "${PYTEST[@]}" "${BACKGROUND[@]/#/--ignore=}" --junitxml="$RESULTS/rest.xml" "$@"

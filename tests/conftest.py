@@ -6,6 +6,7 @@ checkpoints and MLflow store all live there; the pinned jars stay in the checkou
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,18 @@ import pytest
 from spark_jobs.config import REPO_ROOT, load_profile
 
 JARS_DIR = REPO_ROOT / "var" / "jars"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config):
+    """Ctrl-C and SIGTERM end the run through pytest's KeyboardInterrupt, so every fixture's finalizer stops what it
+    started (the cluster, servers) by PID. A pytest a script starts in the background (scripts/test.sh) inherits
+    SIGINT ignored (POSIX: asynchronous commands without job control), so its handler is put back here."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session", autouse=True)
