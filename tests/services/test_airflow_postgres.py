@@ -142,7 +142,9 @@ def test_registry_on_postgres_aliases_tags_and_rollback(up, pipeline_run):
     champion = client.get_model_version_by_alias(MODEL, "champion")
     assert champion.tags["promotion.decision"] == "promoted", champion.tags
     # A second version of the same model (as a retraining would register), promoted by hand, then rolled back.
-    second = client.create_model_version(MODEL, champion.source, champion.run_id, model_id=champion.model_id)
+    # MLflow 3 refuses a models:/ source without the logged model's id, which the version entity leaves empty.
+    model_id = champion.model_id or champion.source.removeprefix("models:/")
+    second = client.create_model_version(MODEL, champion.source, champion.run_id, model_id=model_id)
     done = _promote(up, "--version", second.version)
     assert done.returncode == 0, done.stderr[-3000:]
     now = client.get_model_version_by_alias(MODEL, "champion")
