@@ -937,6 +937,13 @@ def load(cfg: Config, images: Sequence[str], pools: Sequence[str], timeout: floa
     nodes = [n for n in cfg.nodes if n.pool in pools]
     if not nodes:
         raise ClusterError(f"no node in pools {list(pools)}; pools: {sorted({n.pool for n in cfg.nodes})}")
+    # A rebuilt image under the same tag: each node drops its old copy first, so the pull needs room for one copy,
+    # not two (the Spark image unpacks to about 8 GiB per node).
+    current = {containerd_ref(image): registry_digest(cfg, image) for image in images}
+    for node in nodes:
+        if stale := outdated_refs(node_images(node), current):
+            run([*node_ctr(node), "images", "remove", "--sync", *stale], quiet=True)
+            log(f"{node.name}: removed {len(stale)} reference(s) of image(s) rebuilt since: {', '.join(stale)}")
     if short := load_disk_problem(cfg, nodes, images):
         raise ClusterError(short)
     ns = f"tributary-load-{os.urandom(3).hex()}"  # a fresh one: the last load's may still be terminating
@@ -1007,6 +1014,28 @@ def registry_layers(cfg: Config, image: str) -> list[tuple[str, int]]:
         raise ClusterError(f"{image} is not in the local registry ({exc}): push it first "
                            "(k8s/cluster/images.sh push, or `make images`)") from exc
     return list(zip(chain_ids(diff_ids), (layer["size"] for layer in manifest["layers"])))
+
+
+def registry_digest(cfg: Config, image: str) -> str:
+    """The manifest digest the local registry holds for ``image``'s tag."""
+    _, _, path = containerd_ref(image).partition("/")
+    repo, _, tag = path.rpartition(":")
+    url = f"http://127.0.0.1:{cfg.ports['registry']}/v2/{repo}/manifests/{tag}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD", headers={"Accept": MANIFEST_TYPES}),
+                                    timeout=10) as resp:
+            return resp.headers["Docker-Content-Digest"]
+    except (OSError, KeyError) as exc:
+        raise ClusterError(f"{image} is not in the local registry ({exc}): push it first "
+                           "(k8s/cluster/images.sh push, or `make images`)") from exc
+
+
+def outdated_refs(listing: Sequence[tuple[str, str]], current: dict[str, str]) -> list[str]:
+    """Of a node's image references, as (reference, manifest digest) pairs, every reference to a manifest that one of
+    the tags in ``current`` (containerd reference -> the registry's digest) pointed to before a rebuild: the tag, its
+    digest references and image-ID references. References to the registry's current manifests stay."""
+    old = {digest for ref, digest in listing if ref in current and digest != current[ref]}
+    return [ref for ref, digest in listing if digest in old]
 
 
 def unpack_estimate(layers: Sequence[tuple[str, int]], held: set[str], ratio: float) -> int:

@@ -53,6 +53,19 @@ def test_only_images_a_tag_replaced_are_pruned():
     assert cluster_py.repository("busybox") == "busybox"
 
 
+def test_a_rebuilt_tag_drops_every_reference_to_the_old_image_before_the_pull():
+    spark, pg = "docker.io/tributary/spark", "localhost:5001/tributary-local/postgresql"
+    listing = [
+        (f"{spark}:0.1.0", "sha256:old"), (f"{spark}@sha256:old", "sha256:old"), ("sha256:id-old", "sha256:old"),
+        (f"{spark}@sha256:older", "sha256:older"),  # replaced earlier: prune_replaced's, not this one's
+        (f"{pg}:15", "sha256:pg"), (f"{pg}@sha256:pg", "sha256:pg"),
+    ]
+    current = {f"{spark}:0.1.0": "sha256:new", f"{pg}:15": "sha256:pg"}
+    assert cluster_py.outdated_refs(listing, current) == [f"{spark}:0.1.0", f"{spark}@sha256:old", "sha256:id-old"]
+    assert cluster_py.outdated_refs(listing, {f"{spark}:0.1.0": "sha256:old"}) == []  # unchanged: nothing goes
+    assert cluster_py.outdated_refs([], current) == []  # a node that never held it
+
+
 def test_nodes_list_docker_hub_names_with_their_registry_and_layers_chain_by_oci_rules():
     assert cluster_py.containerd_ref("tributary/spark:0.1.0") == "docker.io/tributary/spark:0.1.0"
     assert cluster_py.containerd_ref("busybox:1") == "docker.io/library/busybox:1"
