@@ -158,4 +158,4 @@ def test_registry_on_postgres_aliases_tags_and_rollback(up, pipeline_run):
     server = postgres_server.load(Path(up.postgres.state))
     aliases = server.psql(f"SELECT alias, version FROM registered_model_aliases WHERE name = '{MODEL}'",
                           "mlflow", "mlflow")
-    assert aliases.stdout.split() == [f"champion|{champion.version}"], aliases
+    assert f"champion|{champion.version}" in aliases.stdout.split(), aliases  # beside training's @challenger
