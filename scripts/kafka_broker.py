@@ -37,11 +37,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import maven_cache  # noqa: E402  (scripts/maven_cache.py)
 import process_group  # noqa: E402  (scripts/process_group.py)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POM = REPO_ROOT / "conf" / "kafka" / "pom.xml"
-SETTINGS = REPO_ROOT / "conf" / "jars" / "settings.xml"
 TOPIC_ADMIN = REPO_ROOT / "scripts" / "kafka" / "TopicAdmin.java"
 STARTED = "Kafka Server started"
 LOG4J2 = """\
@@ -58,33 +58,14 @@ logger.state.level = WARN
 """
 
 
-def cache_dir() -> Path:
-    """The user's cache: $TRIBUTARY_CACHE, else $XDG_CACHE_HOME/tributary or ~/.cache/tributary (as the cluster's)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tributary"
-    return Path(os.environ.get("TRIBUTARY_CACHE") or default) / "kafka"
-
-
 def jars_dir() -> Path:
-    """Where the jars of conf/kafka/pom.xml live: keyed by the POM's content, so a new pin fetches anew."""
-    return cache_dir() / hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
+    """Where the jars of conf/kafka/pom.xml live in the user's cache: keyed by the POM's content."""
+    return maven_cache.cache_root() / "kafka" / hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
 
 
 def fetch() -> Path:
     """Fetch the broker's jars (transitively, runtime scope) into ``jars_dir()`` unless already there."""
-    dest = jars_dir()
-    if (dest / ".complete").is_file():
-        return dest
-    if shutil.which("mvn") is None:
-        raise SystemExit("error: Maven (mvn) is required to fetch the Kafka broker's jars; "
-                         "install it (apt-get install maven)")
-    partial = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    subprocess.run(["mvn", "-q", "-B", "-s", str(SETTINGS), "-f", str(POM), "dependency:copy-dependencies",
-                    "-DincludeScope=runtime", f"-DoutputDirectory={partial}"], check=True)
-    (partial / ".complete").write_text(POM.read_text())
-    shutil.rmtree(dest, ignore_errors=True)
-    partial.rename(dest)
-    return dest
+    return maven_cache.dependencies(POM, jars_dir())
 
 
 def _java() -> str:

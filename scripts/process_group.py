@@ -66,3 +66,20 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def wait_for(probe, timeout: float, pids=()) -> bool:
+    """Poll ``probe`` once a second until it answers truthy (True), ``timeout`` seconds pass, or one of the process
+    groups ``pids`` (the servers being waited for) has ended (False). A probe that raises OSError or ValueError (not
+    listening yet; an answer not ready, such as an empty body) has not answered yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if probe():
+                return True
+        except (OSError, ValueError):
+            pass
+        if not all(alive(pid) for pid in pids):
+            return False
+        time.sleep(1)
+    return False

@@ -17,10 +17,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import process_group  # noqa: E402  (scripts/process_group.py)
 
 
 def _spark_home() -> Path:
@@ -79,35 +81,20 @@ def start(state: Path, port: int = 7077, web_port: int = 8090, cores: int = 2, m
 
 
 def _wait(probe, timeout: float, what: str, state: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if probe():
-                return
-        except (OSError, ValueError):  # not listening yet, or the UI answers before its JSON is ready (empty body)
-            pass
-        time.sleep(1)
+    if process_group.wait_for(probe, timeout):
+        return
     logs = "\n".join(p.read_text()[-2000:] for p in state.glob("*.log"))
     stop(state)
     raise RuntimeError(f"standalone cluster: {what} within {timeout:.0f}s; logs:\n{logs}")
 
 
 def stop(state: Path) -> None:
-    """Kill the master and worker process groups recorded under ``state``."""
+    """Stop the worker's and then the master's process groups recorded under ``state`` (SIGTERM, then SIGKILL)."""
     pid_file = state / "pids"
     if not pid_file.exists():
         return
-    for pid in map(int, pid_file.read_text().split()):
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-    time.sleep(1)
-    for pid in map(int, pid_file.read_text().split()):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    for pid in reversed([int(p) for p in pid_file.read_text().split()]):
+        process_group.stop_pid(pid, signal.SIGTERM, grace=10.0)
     pid_file.unlink()
 
 
