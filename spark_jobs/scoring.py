@@ -133,10 +133,10 @@ def task_device() -> str:
 
 def scoring_devices(spark: "SparkSession") -> dict[str, Any]:
     """Where scoring's tasks run, seen from the driver: each executor's GPU addresses as Spark's discovery script
-    reported them (the driver's REST API; empty when its UI is off, as on the local profile), the GPUs each task is
-    handed (``spark.task.resource.gpu.amount``), and so the device ``task_device`` picks: ``cuda`` when tasks are
-    handed a GPU, else ``cpu``, the fallback (a local cluster's simulated GPU node reports a placeholder device and
-    hands tasks none)."""
+    reported them (the driver's REST API; empty when its UI is off, as on the local profile, or behind YARN's
+    proxy), the GPUs each task is handed (``spark.task.resource.gpu.amount``), and so the device ``task_device``
+    picks: ``cuda`` when tasks are handed a GPU, else ``cpu``, the fallback (a local cluster's simulated GPU node
+    reports a placeholder device and hands tasks none)."""
     import json
     import urllib.request
 
@@ -147,8 +147,8 @@ def scoring_devices(spark: "SparkSession") -> dict[str, Any]:
         try:
             with urllib.request.urlopen(url, timeout=30) as reply:
                 executors = json.load(reply)
-        except OSError:
-            executors = []
+        except (OSError, ValueError):  # unreachable, or not JSON: on YARN the UI redirects to the ResourceManager's
+            executors = []  # proxy, which answers a program with an HTML page
         executor_gpus = {e["id"]: list(e.get("resources", {}).get("gpu", {}).get("addresses", []))
                          for e in executors if e["id"] != "driver"}
     task_amount = spark.conf.get("spark.task.resource.gpu.amount", None)
