@@ -13,7 +13,8 @@
 # One test or one folder: `.venv-uv/bin/uv run --frozen pytest tests/spark_jobs/test_stream.py`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PYTEST=(.venv-uv/bin/uv run --frozen pytest)
+# --durations: each half ends with its slowest tests, so a run shows where its time went.
+PYTEST=(.venv-uv/bin/uv run --frozen pytest --durations=15)
 RESULTS=var/test-results
 mkdir -p "$RESULTS"
 
