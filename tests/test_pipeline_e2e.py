@@ -1,17 +1,31 @@
-"""End to end through Airflow on the local profile: the `make run` driver (scripts/run_local.py) in a scratch
-TRIBUTARY_HOME. Real `airflow dags test` runs of fraud_pipeline and fraud_stream, each task a spark-submit through
-the launcher; then `make run` again on the same landed data must leave bronze and predictions unchanged."""
+"""End to end through Airflow: the `make run` driver (scripts/run_local.py) in a scratch TRIBUTARY_HOME. Real
+`airflow dags test` runs of fraud_pipeline and fraud_stream, each task a spark-submit through the launcher, on the
+local profile; then the same again on the same landed data with TRIBUTARY_PROFILE=yarn, on a real YARN (a
+ResourceManager and a NodeManager with Spark's shuffle service, scripts/yarn_cluster.py) over the same lake: it must
+leave bronze and predictions unchanged and compute the local run's features, with dynamic allocation at work."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from pyspark.testing import assertDataFrameEqual
 
 from benchmarks.make_run import task_seconds
+from spark_jobs.config import load_profile
+from spark_jobs.session import spark_conf
+from tests import event_log
 from tests.pipeline_data import load_script
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dags"))
+from tributary.local_env import spark_home  # noqa: E402
+
 run_local = load_script("run_local")
+yarn_cluster = load_script("yarn_cluster")
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +67,30 @@ def test_make_run_summary(pipeline_run):
     assert all(s > 0 for s in tasks.values()) and sum(tasks.values()) < steps["fraud_pipeline"], tasks
 
 
-def test_rerun_on_same_landed_data_changes_nothing(pipeline_run):
-    """`make run` again: the same data lands again (deterministic), the pipeline and the stream run again."""
+@pytest.fixture(scope="module")
+def yarn(tmp_path_factory):
+    """A ResourceManager and a NodeManager on loopback: room for an application master and two executors."""
+    cluster = yarn_cluster.start(tmp_path_factory.mktemp("yarn"), memory_mb=4096, vcores=4)
+    yield cluster
+    cluster.stop()
+
+
+def table_rows(spark, home, name: str) -> list:
+    from spark_jobs import io
+
+    catalog = load_profile("local", env={**os.environ, "TRIBUTARY_HOME": str(home)}).catalog
+    return io.read_table(spark, catalog, name).collect()
+
+
+def test_rerun_on_yarn_changes_nothing(pipeline_run, yarn, spark, monkeypatch, capsys):
+    """`make run` again, on YARN (`make yarn-run`): the same data lands again (deterministic), the pipeline and the
+    stream run again, every Spark job a YARN application."""
     home, first = pipeline_run
-    second = run_local.run(rows=3000, profile_name="local", airflow_home=home / "airflow",
+    for key, value in yarn.client_env(home).items():
+        monkeypatch.setenv(key, value)
+    second = run_local.run(rows=3000, profile_name="yarn", airflow_home=home / "airflow",
                            summary_path=home / "run-summary-2.json")
+    assert second["profile"] == "yarn"
     for key in ("bronze_rows", "quarantine_rows", "predictions_rows", "stream_rows"):
         assert second[key] == first[key], (key, first[key], second[key])
     # This run's ingest found everything already there.
@@ -65,3 +98,74 @@ def test_rerun_on_same_landed_data_changes_nothing(pipeline_run):
     assert second["rows_ingested"] == 0
     assert second["rows_duplicate"] + second["rows_quarantined"] == second["rows_landed"]
     assert second["champion_version"] is not None
+
+    # Every Spark job ran as a YARN application, and each succeeded.
+    apps = yarn.apps()
+    jobs = {a["name"].split("-")[1] for a in apps}
+    assert {"ingest", "features", "train", "score", "stream"} <= jobs, sorted(a["name"] for a in apps)
+    assert all(a["finalStatus"] == "SUCCEEDED" for a in apps), [(a["name"], a["finalStatus"]) for a in apps]
+    # What each application ran with, and its executors over time, from the cluster's event logs.
+    logged = event_log.applications(yarn.event_log_dir)
+    assert set(logged) == {a["id"] for a in apps}
+    timelines = {}
+    for app_id, events in logged.items():
+        props = event_log.properties(events)
+        assert props["spark.master"] == "yarn"
+        assert props["spark.shuffle.service.enabled"] == "true"
+        assert props["spark.dynamicAllocation.enabled"] == "true"
+        timelines[f"{event_log.app_name(events).split('-')[1]} {app_id}"] = event_log.executor_timeline(events)
+    with capsys.disabled():
+        print("\nYARN executors over time (seconds since the application started, executors alive):")
+        for app, timeline in timelines.items():
+            print(f"  {app}: {timeline}")
+    # Dynamic allocation requested executors as work came (their release: the next test).
+    assert all(max(count for _, count in timeline) >= 1 for timeline in timelines.values()), timelines
+    # The executors registered their shuffle files with the NodeManager's spark_shuffle service.
+    nm_log = (Path(yarn.state) / "logs" / "nodemanager.log").read_text()
+    for app_id in logged:
+        assert f"Registered executor ExternalShuffleBlockResolver[appId={app_id}" in nm_log, app_id
+
+    # The features the YARN job wrote (over bronze with the stream's rows by now) equal the local job's on the same
+    # bronze: the local features job, run here in-process, recomputes the table.
+    from spark_jobs import features
+
+    features_yarn = table_rows(spark, home, "features_card")
+    features.main(["--profile", "local"])
+    assertDataFrameEqual(table_rows(spark, home, "features_card"), features_yarn)
+
+
+def test_yarn_releases_idle_executors_and_serves_their_shuffle_output(yarn, tmp_path, capsys):
+    """tests/yarn_shuffle_app.py on this YARN with the yarn profile's conf: a shuffle is written, every executor is
+    released while the application idles, and new executors read the released ones' map output from the
+    NodeManager's spark_shuffle service, so the map stage runs once."""
+    env = {**os.environ, **yarn.client_env(tmp_path / "home"), "SPARK_HOME": spark_home()}
+    cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", "yarn"]
+    for key, value in spark_conf(load_profile("yarn", env=env)).items():
+        cmd += ["--conf", f"{key}={value}"]
+    out = tmp_path / "result.json"
+    done = subprocess.run([*cmd, str(Path(__file__).parent / "yarn_shuffle_app.py"), "25", str(out)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(out.read_text())
+    assert result["equal"] and result["keys"] == 97 and result["total"] == sum(range(200_000)), result
+
+    events = event_log.applications(yarn.event_log_dir)[result["app_id"]]
+    timeline = event_log.executor_timeline(events)
+    counts = [count for _, count in timeline[:-1]]  # the last point is the application's end
+    first_up = next(i for i, c in enumerate(counts) if c > 0)
+    all_released = next(i for i in range(first_up, len(counts)) if counts[i] == 0)
+    assert any(c > 0 for c in counts[all_released:]), timeline  # and executors came back for the second job
+    removed = [e for e in events if e["Event"] == "SparkListenerExecutorRemoved"]
+    assert removed and all("killed by driver" in e["Removed Reason"] for e in removed), removed
+    # Three stages completed: the map and result stages of the first job, the second job's result stage. A fetch
+    # from a released executor without the shuffle service would fail and run the map stage again.
+    completed = [e for e in events if e["Event"] == "SparkListenerStageCompleted"]
+    assert len(completed) == 3, [e["Stage Info"]["Stage Name"] for e in completed]
+    assert not any("FetchFailed" in json.dumps(e.get("Task End Reason", {})) for e in events
+                   if e["Event"] == "SparkListenerTaskEnd")
+    nm_log = (Path(yarn.state) / "logs" / "nodemanager.log").read_text()
+    registered = {line.split("execId=")[1].split("]")[0] for line in nm_log.splitlines()
+                  if f"ExternalShuffleBlockResolver[appId={result['app_id']}" in line and "Registered executor" in line}
+    assert len(registered) >= 2, registered
+    with capsys.disabled():
+        print(f"\nYARN executors over time, {result['app_id']} (seconds, executors alive): {timeline}")

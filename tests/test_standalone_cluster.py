@@ -4,7 +4,6 @@ Its output must equal the local run's."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
+from tests import event_log
 from tests.pipeline_data import load_script
 from spark_jobs.config import REPO_ROOT, load_profile
 from spark_jobs.registry import get_job
@@ -43,13 +43,6 @@ def spark_submit(job: str, profile_name: str, env: dict[str, str], *args: str,
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 
 
-def event_log(directory: Path) -> list[dict]:
-    """The events of the one application logged under ``directory`` (Spark 4 writes rolling ``eventlog_v2_*``)."""
-    (app,) = list(directory.glob("eventlog_v2_*"))
-    parts = sorted(app.glob("events_*"), key=lambda p: int(p.name.split("_")[1]))
-    return [json.loads(line) for part in parts for line in part.read_text().splitlines() if line.strip()]
-
-
 def test_features_on_standalone_equals_local(cluster, spark, tributary_home, monkeypatch, tmp_path):
     from spark_jobs import features, io
     from tests.pipeline_data import land_and_ingest
@@ -68,9 +61,8 @@ def test_features_on_standalone_equals_local(cluster, spark, tributary_home, mon
     standalone_rows = io.read_table(spark, local.catalog, "features_card").collect()
     # What the application really ran with, from its event log: dynamic allocation with shuffle tracking, on the
     # cluster's master, and executors granted by the allocation manager.
-    events = event_log(events_dir)
-    props = next(e for e in events if e["Event"] == "SparkListenerEnvironmentUpdate")["Spark Properties"]
-    props = dict(props) if isinstance(props, list) else props
+    ((_, events),) = event_log.applications(events_dir).items()
+    props = event_log.properties(events)
     assert props["spark.master"] == cluster.url
     assert props["spark.dynamicAllocation.enabled"] == "true"
     assert props["spark.dynamicAllocation.shuffleTracking.enabled"] == "true"

@@ -56,7 +56,8 @@ def airflow_env(profile: Profile, airflow_home: Path, base: dict[str, str] | Non
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "TRIBUTARY_PROFILE": profile.name,
-            "SPARK_CONF_DIR": str(REPO_ROOT / "conf" / "spark"),  # log4j2.properties: Spark at WARN
+            # log4j2.properties: Spark at WARN; a cluster's own (yarn_cluster.py's spark-defaults.conf) wins.
+            "SPARK_CONF_DIR": env.get("SPARK_CONF_DIR") or str(REPO_ROOT / "conf" / "spark"),
             "SPARK_HOME": spark_home(),  # pip's pyspark; spark-submit otherwise guesses from python3 on PATH
             "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",  # spark-submit from the project env
         }
