@@ -103,10 +103,18 @@ def test_rerun_on_yarn_changes_nothing(pipeline_run, yarn, spark, monkeypatch, c
     apps = yarn.apps()
     jobs = {a["name"].split("-")[1] for a in apps}
     assert {"ingest", "features", "train", "score", "stream"} <= jobs, sorted(a["name"] for a in apps)
-    assert all(a["finalStatus"] == "SUCCEEDED" for a in apps), [(a["name"], a["finalStatus"]) for a in apps]
-    # What each application ran with, and its executors over time, from the cluster's event logs.
     logged = event_log.applications(yarn.event_log_dir)
-    assert set(logged) == {a["id"] for a in apps}
+    succeeded = {a["id"] for a in apps if a["finalStatus"] == "SUCCEEDED"}
+    # Except one whose SparkContext failed to start (no event log: Spark's UI filter race, docs/yarn.md), and only
+    # when Airflow's retry of it then succeeded as a later application of the same job.
+    for failed in (a for a in apps if a["id"] not in succeeded):
+        assert failed["id"] not in logged, (failed["name"], failed["finalStatus"], failed["diagnostics"])
+        assert any(a["id"] in succeeded and a["name"] == failed["name"] and a["startedTime"] > failed["startedTime"]
+                   for a in apps), (failed["name"], failed["finalStatus"], failed["diagnostics"])
+        with capsys.disabled():
+            print(f"\nretried: {failed['name']} {failed['id']} {failed['finalStatus']} before its SparkContext was up")
+    # What each application ran with, and its executors over time, from the cluster's event logs.
+    assert set(logged) == succeeded
     timelines = {}
     for app_id, events in logged.items():
         props = event_log.properties(events)
