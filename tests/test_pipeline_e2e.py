@@ -151,8 +151,13 @@ def test_yarn_releases_idle_executors_and_serves_their_shuffle_output(yarn, tmp_
     for key, value in spark_conf(load_profile("yarn", env=env)).items():
         cmd += ["--conf", f"{key}={value}"]
     out = tmp_path / "result.json"
-    done = subprocess.run([*cmd, str(Path(__file__).parent / "yarn_shuffle_app.py"), "25", str(out)], env=env,
-                          capture_output=True, text=True, timeout=600)
+    app = [*cmd, str(Path(__file__).parent / "yarn_shuffle_app.py"), "25", str(out)]
+    done = subprocess.run(app, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0 and "SparkUI.attachAllHandlers" in done.stderr:
+        # Spark's UI filter race at start-up (docs/yarn.md): retried once, as Airflow retries a task.
+        with capsys.disabled():
+            print("\nretried: the SparkContext failed to start (Spark's UI filter race)")
+        done = subprocess.run(app, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     result = json.loads(out.read_text())
     assert result["equal"] and result["keys"] == 97 and result["total"] == sum(range(200_000)), result
