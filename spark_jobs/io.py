@@ -69,12 +69,9 @@ def read_landing_lines(spark: "SparkSession", catalog: Catalog, name: str, subpa
     )
 
 
-def overwrite_table(df: "DataFrame", catalog: Catalog, name: str, partition_by: list[str] | None = None) -> None:
+def overwrite_table(df: "DataFrame", catalog: Catalog, name: str) -> None:
     """Replace a Delta dataset's contents (deterministic recomputations)."""
-    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
-    writer.save(catalog.uri(name))
+    df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(catalog.uri(name))
 
 
 def append_table(df: "DataFrame", catalog: Catalog, name: str) -> None:

@@ -12,7 +12,7 @@ next batch boundary; one batch is scored with one version.
 Exactly once: the query checkpoints to the ``stream_checkpoint`` dataset and writes through ``foreachBatch``.
 
 - Every write of batch ``N`` is a Delta MERGE on the dataset's key, run with the session confs
-  ``spark.databricks.delta.write.txnAppId``/``txnVersion`` = (``txn_app_id(query id)``, ``N``). When a crash
+  ``spark.databricks.delta.write.txnAppId``/``txnVersion`` = (``txn_app_id``, ``N``). When a crash
   makes Spark replay batch ``N``, each table that already committed it skips the write, and MERGE on the key
   makes any other write a no-op for rows already there.
 - The app id comes from the streaming query id, which Spark keeps in the checkpoint: a restart on the same
@@ -137,8 +137,12 @@ def score_new(new: DataFrame, bronze: DataFrame, champion: ChampionModel, tracki
     return score_features(features_for_new(history=bronze, new=new), champion, tracking_uri)
 
 
-def txn_app_id(query_id: str) -> str:
-    """The Delta idempotent-write app id for one streaming query (its id lives in the checkpoint)."""
+def txn_app_id(spark: "SparkSession") -> str:
+    """The Delta idempotent-write app id of the micro-batch running on this thread: its streaming query's id, which
+    lives in the checkpoint, so a restart on the same checkpoint tags its writes the same way."""
+    query_id = spark.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
+    if not query_id:
+        raise RuntimeError(f"no {QUERY_ID_PROPERTY} on the micro-batch thread; cannot tag idempotent writes")
     return f"tributary-stream-{query_id}"
 
 
@@ -291,9 +295,7 @@ class StreamSink:
 
     def __call__(self, lines: DataFrame, batch_id: int) -> None:
         spark = lines.sparkSession  # the query's own session: the txn confs below stay local to it
-        query_id = spark.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
-        if not query_id:
-            raise RuntimeError(f"no {QUERY_ID_PROPERTY} on the micro-batch thread; cannot tag idempotent writes")
+        app_id = txn_app_id(spark)
         self.follow_champion()
         catalog = self.profile.catalog
         lines.persist()
@@ -302,7 +304,7 @@ class StreamSink:
             plan = prepare_batch(lines, bronze, datetime.now(timezone.utc))
             outcomes = outcome_counts(lines, plan, plan.quarantine).collect()
             counts = reconcile({r["outcome"]: r["count"] for r in outcomes})  # as ingest: every line accounted for
-            with idempotent_writes(spark, txn_app_id(query_id), batch_id):
+            with idempotent_writes(spark, app_id, batch_id):
                 if counts["rows_ingested"]:
                     self.write_new(spark, plan.new, bronze)
                     if self.champion.version not in self.versions_used:
@@ -316,7 +318,7 @@ class StreamSink:
         self.scored += counts["rows_ingested"]
         self.quarantined += counts["rows_quarantined"]
         self.duplicates += counts["rows_duplicate"]
-        log.info("stream batch %s (query %s): %s", batch_id, query_id, counts)
+        log.info("stream batch %s (%s): %s", batch_id, app_id, counts)
 
     def write_new(self, spark: "SparkSession", new: DataFrame, bronze: DataFrame) -> None:
         """The batch's valid new transactions: featurised with ``bronze`` (as it was before this batch) as

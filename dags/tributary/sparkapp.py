@@ -35,7 +35,6 @@ Usage::
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import jinja2
@@ -218,9 +217,3 @@ def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> 
 def dump(spec: Mapping[str, Any]) -> str:
     """A spec as YAML, in a stable key order (what ``make render`` writes and the chart embeds)."""
     return yaml.safe_dump(dict(spec), sort_keys=True, default_flow_style=False, width=1000)
-
-
-def write(spec: Mapping[str, Any], path: Path) -> None:
-    """Write ``spec`` to ``path`` as YAML."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump(spec))

@@ -183,9 +183,28 @@ def test_prepare_batch_validates_dedups_and_quarantines_like_ingest(spark: Spark
 # --- idempotent writes ----------------------------------------------------------------------------------------
 
 
-def test_txn_app_id_follows_the_query() -> None:
-    assert txn_app_id("q1") != txn_app_id("q2")
-    assert txn_app_id("q1") == txn_app_id("q1")
+def test_txn_app_id_is_kept_by_the_checkpoint_and_new_for_a_new_one(spark: SparkSession, tmp_path: Path) -> None:
+    """What makes a replayed batch a no-op: a restart on the same checkpoint tags its writes with the same app id,
+    and a new checkpoint with another one (its batch ids start at 0 again)."""
+    source = tmp_path / "in"
+    source.mkdir()
+    seen: list[str] = []
+
+    def run(checkpoint: str, text: str) -> None:
+        (source / f"{text}.txt").write_text(text + "\n")
+        query = (spark.readStream.text(str(source)).writeStream
+                 .foreachBatch(lambda df, _: seen.append(txn_app_id(df.sparkSession)))
+                 .option("checkpointLocation", str(tmp_path / checkpoint)).trigger(availableNow=True).start())
+        query.awaitTermination(120)
+        assert query.exception() is None
+
+    run("one", "a")
+    run("one", "b")  # a restart of the same query
+    run("two", "c")  # a new query over the same source
+    assert len(seen) == 3 and seen[0] == seen[1] != seen[2], seen
+    assert all(s.startswith("tributary-stream-") for s in seen), seen
+    with pytest.raises(RuntimeError, match="sql.streaming.queryId"):
+        txn_app_id(spark)  # outside a micro-batch there is no query to tag writes with
 
 
 def test_idempotent_writes_skip_a_replayed_batch(local_profile: Profile, spark: SparkSession) -> None:
