@@ -215,7 +215,6 @@ def test_what_must_not_render(staged_chart):
         ("eks", ["--set", "s3Store.enabled=true"], "s3Store.enabled is for kind and minikube"),
         ("eks", ["--set", "historyServer.enabled=true"], 'historyServer.enabled is for kind and minikube: profile "eks"'),
         ("kind", ["--set", "minio.enabled=true"], "minio was removed: MinIO's community images are gone"),
-        ("kind", ["--set", "cloud.provider=eks"], 'profile "kind" and cloud.provider "eks" differ'),
         ("kind", ["--set", "cloud.database.host=db.example"], "postgresql.enabled deploys an in-cluster database"),
         ("kind", ["--set", "postgresql.enabled=false"], "need PostgreSQL"),
         (

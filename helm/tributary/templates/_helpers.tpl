@@ -34,9 +34,9 @@ tributary-postgresql.{{ .Release.Namespace }}.svc.cluster.local
 {{- end -}}
 {{- end }}
 
-{{/* Object-store URI of a bucket for the platform's provider. */}}
+{{/* Object-store URI of a bucket on the profile's platform. */}}
 {{- define "tributary.bucketUri" -}}
-{{- $scheme := ternary "gs" "s3" (eq .root.Values.cloud.provider "gke") -}}
+{{- $scheme := ternary "gs" "s3" (eq .root.Values.profile "gke") -}}
 {{- printf "%s://%s" $scheme .bucket -}}
 {{- end }}
 
@@ -63,9 +63,6 @@ Invalid combinations fail at render time with the reason and the fix.
 */}}
 {{- define "tributary.validate" -}}
 {{- $local := has .Values.profile (list "kind" "minikube") -}}
-{{- if ne .Values.profile .Values.cloud.provider -}}
-{{- fail (printf "profile %q and cloud.provider %q differ: the chart runs one platform; use values-%s.yaml (Terraform sets cloud.provider on eks and gke)" .Values.profile .Values.cloud.provider .Values.profile) -}}
-{{- end -}}
 {{- if ne .Release.Namespace "tributary" -}}
 {{- fail (printf "install into namespace \"tributary\", not %q: the profiles address MLflow and the S3 store as <service>.tributary.svc (helm install tributary helm/tributary -n tributary --create-namespace)" .Release.Namespace) -}}
 {{- end -}}

@@ -79,9 +79,6 @@ locals {
   # in terraform/README.md, "Chart values passed by Terraform").
   chart_cloud_values = {
     cloud = {
-      provider    = "eks"
-      region      = var.region
-      clusterName = module.platform.cluster_name
       buckets = {
         lake            = module.platform.bucket_names["lake"]
         checkpoints     = module.platform.bucket_names["checkpoints"]

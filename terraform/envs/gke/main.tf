@@ -64,10 +64,6 @@ locals {
   # in terraform/README.md, "Chart values passed by Terraform").
   chart_cloud_values = {
     cloud = {
-      provider    = "gke"
-      region      = var.region
-      projectId   = var.project_id
-      clusterName = module.platform.cluster_name
       buckets = {
         lake            = module.platform.bucket_names["lake"]
         checkpoints     = module.platform.bucket_names["checkpoints"]
