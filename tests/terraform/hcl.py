@@ -21,9 +21,10 @@ import hcl2
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TF_ROOT = REPO_ROOT / "terraform"
-MODULES = ("modules/eks", "modules/gke")
+MODULES = ("modules/eks", "modules/gke")  # the cloud platforms
+CHART = "modules/chart"  # the chart's install, shared by both roots
 ENVS = ("envs/eks", "envs/gke")
-ALL_MODULES = MODULES + ENVS
+ALL_MODULES = MODULES + (CHART,) + ENVS
 
 _OPTIONS = hcl2.SerializationOptions(strip_string_quotes=True, with_comments=False, explicit_blocks=False)
 _REF_BODY = r'\(?(local|var)\.([A-Za-z0-9_-]+)((?:\.[A-Za-z0-9_-]+|\["[^"\]]+"\])*)\)?'

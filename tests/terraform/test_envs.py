@@ -1,5 +1,6 @@
-"""The root modules envs/eks and envs/gke: the Tributary chart installed with helm_release behind
-`install_chart`, the `cloud.*` values contract, and the outputs an operator needs."""
+"""The root modules envs/eks and envs/gke and the chart module they share (modules/chart): the Tributary chart
+installed with helm_release behind `install_chart`, the `cloud.*` values contract, and the outputs an operator
+needs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 
 import pytest
 
-from tests.terraform.hcl import ENVS, TF_ROOT, load_module
+from tests.terraform.hcl import CHART, ENVS, TF_ROOT, load_module, optional_defaults, unwrap
 
 CLOUD_BUCKET_KEYS = {"lake", "checkpoints", "mlflowArtifacts", "sparkEvents", "airflowLogs"}
 CLOUD_SA_KEYS = {"spark", "airflowWorker", "mlflow"}
@@ -20,47 +21,55 @@ def _provider(rel: str) -> str:
 
 
 @pytest.mark.parametrize("rel", ENVS)
-def test_chart_release_is_guarded_by_install_chart(rel: str) -> None:
+def test_chart_module_is_guarded_by_install_chart_and_follows_the_platform(rel: str) -> None:
     env = load_module(rel)
     install = env.variables["install_chart"]
     assert install["type"] == "bool" and install["default"] is True
-    for rtype, name in [
-        ("helm_release", "tributary"),
-        ("kubernetes_namespace_v1", "platform"),
-        ("kubernetes_secret_v1", "database"),
-        ("kubernetes_secret_v1", "mlflow_auth"),
-        ("random_password", "mlflow_admin"),
-    ]:
-        assert env.resource(rtype, name)["count"] == "${var.install_chart ? 1 : 0}", f"{rtype}.{name}"
+    call = env.modules["chart"]
+    assert call["source"] == "../../modules/chart"
+    assert call["count"] == "${var.install_chart ? 1 : 0}"
+    assert call["profile"] == _provider(rel)
+    assert call["platform"] == "${module.platform}"
+    # Ordered after the whole platform module (node groups too), so destroyed before it.
+    assert "${module.platform}" in call["depends_on"]
+    assert call["namespace"] == "${local.platform_namespace}" and env.locals["platform_namespace"] == "tributary"
+    assert call["mlflow_auth_secret"] == "${local.mlflow_auth_secret}"
+    assert env.locals["mlflow_auth_secret"] == "tributary-mlflow-auth"
+    # The chart's resources live in the module only: one copy for both clouds.
+    assert not env.resources_of("helm_release") and not env.resources_of("kubernetes_secret_v1")
 
 
 @pytest.mark.parametrize("rel", ENVS)
-def test_chart_path_and_values_file_point_at_helm_tributary(rel: str) -> None:
-    env = load_module(rel)
-    release = env.resource("helm_release", "tributary")
+def test_the_platform_module_outputs_what_the_chart_module_takes(rel: str) -> None:
+    wanted = set(optional_defaults(unwrap(load_module(CHART).variables["platform"]["type"])))
+    assert wanted and wanted <= set(load_module(f"modules/{_provider(rel)}").outputs), sorted(wanted)
+
+
+def test_chart_path_and_values_file_point_at_helm_tributary() -> None:
+    chart = load_module(CHART)
+    release = chart.resource("helm_release", "tributary")
     assert release["chart"] == "${local.chart_path}"
-    assert env.locals["chart_path"] == "${path.module}/../../../helm/tributary"
-    # path.module is terraform/envs/<cloud>, so that is <repo>/helm/tributary.
-    assert (TF_ROOT / rel / "../../../helm/tributary").resolve() == TF_ROOT.parent / "helm" / "tributary"
-    assert env.locals["chart_values_file"] == f"${{local.chart_path}}/values-{_provider(rel)}.yaml"
+    assert chart.locals["chart_path"] == "${path.module}/../../../helm/tributary"
+    # path.module is terraform/modules/chart, so that is <repo>/helm/tributary.
+    assert (TF_ROOT / CHART / "../../../helm/tributary").resolve() == TF_ROOT.parent / "helm" / "tributary"
+    assert chart.locals["chart_values_file"] == "${local.chart_path}/values-${var.profile}.yaml"
+    for rel in ENVS:
+        assert (TF_ROOT.parent / "helm" / "tributary" / f"values-{_provider(rel)}.yaml").is_file()
     assert any("file(local.chart_values_file)" in v for v in release["values"])
     assert any("yamlencode(local.chart_cloud_values)" in v for v in release["values"])
     (pre,) = release["lifecycle"][0]["precondition"]
     assert "fileexists" in pre["condition"] and "install_chart" in pre["error_message"]
 
 
-@pytest.mark.parametrize("rel", ENVS)
-def test_chart_release_waits_for_the_platform(rel: str) -> None:
-    release = load_module(rel).resource("helm_release", "tributary")
-    assert "${module.platform}" in release["depends_on"]
+def test_chart_release_waits_for_its_secrets() -> None:
+    release = load_module(CHART).resource("helm_release", "tributary")
     assert {"${kubernetes_secret_v1.database}", "${kubernetes_secret_v1.mlflow_auth}"} <= set(release["depends_on"])
     assert release["wait"] is True and release["dependency_update"] is False
 
 
-@pytest.mark.parametrize("rel", ENVS)
-def test_cloud_values_contract(rel: str) -> None:
-    cloud = load_module(rel).locals["chart_cloud_values"]["cloud"]
-    # The platform is the values file's `profile` (line 45's values-<env>.yaml), not stored again under cloud.
+def test_cloud_values_contract() -> None:
+    cloud = load_module(CHART).locals["chart_cloud_values"]["cloud"]
+    # The platform is the values file's `profile` (values-<profile>.yaml), not stored again under cloud.
     assert set(cloud) == {"buckets", "serviceAccountAnnotations", "database"}, sorted(cloud)
     assert set(cloud["buckets"]) == CLOUD_BUCKET_KEYS
     assert set(cloud["serviceAccountAnnotations"]) == CLOUD_SA_KEYS
@@ -68,10 +77,9 @@ def test_cloud_values_contract(rel: str) -> None:
     assert cloud["database"]["existingSecret"] == "${local.database_secret}"
 
 
-@pytest.mark.parametrize("rel", ENVS)
-def test_cloud_values_keys_are_documented(rel: str) -> None:
+def test_cloud_values_keys_are_documented() -> None:
     readme = (TF_ROOT / "README.md").read_text(encoding="utf-8")
-    cloud = load_module(rel).locals["chart_cloud_values"]["cloud"]
+    cloud = load_module(CHART).locals["chart_cloud_values"]["cloud"]
     for key, value in cloud.items():
         if isinstance(value, dict):
             for sub in value:
@@ -80,14 +88,14 @@ def test_cloud_values_keys_are_documented(rel: str) -> None:
             assert f"cloud.{key}" in readme, f"terraform/README.md does not document cloud.{key}"
 
 
-@pytest.mark.parametrize("rel", ENVS)
-def test_database_secret_and_namespace_follow_the_contract(rel: str) -> None:
-    env = load_module(rel)
-    assert env.locals["platform_namespace"] == "tributary"
-    assert env.locals["database_secret"] == "tributary-db"
-    assert env.locals["mlflow_auth_secret"] == "tributary-mlflow-auth"
-    assert set(env.resource("kubernetes_secret_v1", "mlflow_auth")["data"]) == {"username", "password", "flask-secret-key"}
-    secret = env.resource("kubernetes_secret_v1", "database")
+def test_database_secret_and_mlflow_auth_follow_the_contract() -> None:
+    chart = load_module(CHART)
+    assert chart.locals["database_secret"] == "tributary-db"
+    assert chart.variables["namespace"]["default"] == "tributary"
+    assert chart.variables["mlflow_auth_secret"]["default"] == "tributary-mlflow-auth"
+    mlflow_auth = chart.resource("kubernetes_secret_v1", "mlflow_auth")
+    assert set(mlflow_auth["data"]) == {"username", "password", "flask-secret-key"}
+    secret = chart.resource("kubernetes_secret_v1", "database")
     # `connection` is what the Airflow chart's data.metadataSecretName must hold.
     assert set(secret["data"]) == {"username", "password", "connection", "mlflow-connection"}
     assert all("sslmode=require" in secret["data"][k] for k in ("connection", "mlflow-connection"))
@@ -142,7 +150,7 @@ def test_cloud_values_satisfy_the_chart_schema(rel: str) -> None:
     module = load_module(f"modules/{_provider(rel)}")
     annotation = {"eks": "eks.amazonaws.com/role-arn", "gke": "iam.gke.io/gcp-service-account"}[_provider(rel)]
     assert annotation in module.outputs["service_account_annotations"]["value"]
-    document = _sample(load_module(rel).locals["chart_cloud_values"], "", annotation)
+    document = _sample(load_module(CHART).locals["chart_cloud_values"], "", annotation)
     validator = jsonschema.validators.validator_for(schema)(schema["properties"]["cloud"])
     errors = sorted(validator.iter_errors(document["cloud"]), key=str)
     assert not errors, "chart schema rejects the cloud values:\n" + "\n".join(e.message for e in errors)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.terraform import tfdocs
-from tests.terraform.hcl import ALL_MODULES, ENVS, MODULES, REPO_ROOT, TF_ROOT, load_module, parse_file, tf_files
+from tests.terraform.hcl import ALL_MODULES, CHART, ENVS, MODULES, REPO_ROOT, TF_ROOT, load_module, parse_file, tf_files
 
 REQUIRED_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md")
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -140,7 +140,7 @@ def test_root_backend_is_partial_so_it_is_configurable(rel: str, backend: str) -
     assert (TF_ROOT / rel / "backend.hcl.example").is_file()
 
 
-@pytest.mark.parametrize("rel", MODULES)
+@pytest.mark.parametrize("rel", (*MODULES, CHART))
 def test_child_modules_configure_no_providers_and_no_backend(rel: str) -> None:
     mod = load_module(rel)
     assert not mod.providers, f"{rel}: provider blocks belong in the root modules"
