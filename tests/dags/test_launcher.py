@@ -39,6 +39,20 @@ def test_every_registered_job_has_an_entrypoint_file():
         assert job.application.is_file(), job
 
 
+def test_each_job_names_only_datasets_it_declares():
+    """The lineage Airflow shows (inlets, outlets) is conf/jobs.yaml's: every catalog dataset an entrypoint (or the
+    job module it builds on) names is among its declared inputs and outputs. The stream's checkpoint is its state,
+    not lineage."""
+    datasets = set(load_profile("local").catalog.datasets) - {"stream_checkpoint"}
+    builds_on = {"promote": ["train"]}  # promote gates the challenger on train's feature table
+    jobs = load_jobs()
+    for name, job in jobs.items():
+        sources = [jobs[n].application.read_text() for n in [name, *builds_on.get(name, [])]]
+        named = {d for d in datasets if any(f'"{d}"' in src for src in sources)}
+        declared = set(job.inputs) | set(job.outputs)
+        assert named == declared, (name, "undeclared:", sorted(named - declared), "unused:", sorted(declared - named))
+
+
 def test_unknown_job_and_launcher_kind_fail_clearly():
     with pytest.raises(Exception, match="unknown job 'ingset'"):
         launcher.launch("ingset", profile=load_profile("local"))
