@@ -37,8 +37,8 @@ from spark_jobs.config import REPO_ROOT
 from spark_jobs.features import FEATURE_COLUMNS
 from spark_jobs.model import METRIC_NAMES, evaluate, predict_proba
 from spark_jobs.session import build_session
-from spark_jobs.tracking import TrackingUnavailable, configure_mlflow
-from spark_jobs.train import CHALLENGER_ALIAS, FEATURE_TABLE, collect_split, time_split, to_xy
+from spark_jobs.tracking import CHALLENGER_ALIAS, CHAMPION_ALIAS, TrackingUnavailable, configure_mlflow
+from spark_jobs.train import FEATURE_TABLE, collect_split, time_split, to_xy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from spark_jobs.config import Profile
 
 POLICY_PATH = REPO_ROOT / "mlflow" / "promotion-policy.yaml"
-CHAMPION_ALIAS = "champion"
 TAG = "promotion."
 NONE = "none"
 POLICY_KEYS = {"version", "metric", "min_improvement", "thresholds", "evaluation"}

@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from spark_jobs.features import FEATURE_COLUMNS
+from spark_jobs.tracking import CHAMPION_ALIAS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
     from spark_jobs.config import Profile
 
-CHAMPION_ALIAS = "champion"
 DEFAULT_BATCH_ROWS = 10_000
 PASSTHROUGH_COLUMNS = ["transaction_id", "card_id", "event_time"]
 SCORED_SCHEMA = T.StructType(

@@ -22,6 +22,9 @@ from urllib.parse import urlparse
 from spark_jobs.config import Profile
 
 SQLITE_PREFIX = "sqlite:///"
+# The registered model's aliases: train sets @challenger, promote moves @champion, batch and stream scoring load it.
+CHAMPION_ALIAS = "champion"
+CHALLENGER_ALIAS = "challenger"
 HEALTH_WAIT_S = 60.0  # a tracking server restarting (a rollout, a node drain) is back within it
 
 

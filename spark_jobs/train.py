@@ -33,7 +33,7 @@ from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
 from spark_jobs.features import FEATURE_COLUMNS
 from spark_jobs.model import TrainConfig, evaluate, fit, pr_curve_figure, predict_proba
 from spark_jobs.session import build_session
-from spark_jobs.tracking import TrackingUnavailable, configure_mlflow
+from spark_jobs.tracking import CHALLENGER_ALIAS, TrackingUnavailable, configure_mlflow
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 FEATURE_TABLE = "features_card"
 LABEL = "is_fraud"
-CHALLENGER_ALIAS = "challenger"
 MODEL_ARTIFACT = "model"
 PR_CURVE_ARTIFACT = "plots/pr_curve.png"
 DEFAULT_HOLDOUT_FRACTION = 0.2
