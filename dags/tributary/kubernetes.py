@@ -48,7 +48,7 @@ def operator_options(profile: Profile) -> dict[str, Any]:
 @builder("spark_kubernetes")
 def _spark_kubernetes(job: Job, task_id: str, args: Sequence[str], profile: Profile, **kwargs: Any):
     spec = render_application(job, profile, args)
-    if job.workload == "streaming":
+    if job.workload_class.long_running:
         from tributary.streaming_operator import EnsureSparkApplicationOperator
 
         return EnsureSparkApplicationOperator(

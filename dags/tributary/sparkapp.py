@@ -6,7 +6,7 @@ only place specs come from: the ``spark_kubernetes`` launcher builder passes its
 ``SparkKubernetesOperator(template_spec=...)``, ``make render`` writes what the DAGs hold, and the Helm chart embeds
 the streaming application rendered here.
 
-What the workload class (``conf/jobs.yaml``) decides:
+What the workload class (a job's ``workload`` in ``conf/jobs.yaml``; its keys in ``conf/workloads.yaml``) decides:
 
 - ``cpu``: executors on the ``launcher.node_pools.cpu`` pool with dynamic allocation and shuffle tracking, bounds
   from ``resources.dynamic_allocation``; ``restartPolicy: Never`` (Airflow owns retries).
@@ -68,6 +68,7 @@ RESTART_NEVER = {"type": "Never"}
 # spark-operator waits interval x submissions so far before each restart (linear, never reset while the application
 # exists): a 10 s base brings a lost stream driver back in seconds the first times, and still backs off a crash loop.
 RESTART_ALWAYS = {"type": "Always", "onFailureRetryInterval": 10, "onSubmissionFailureRetryInterval": 60}
+RESTART_POLICIES = {"Never": RESTART_NEVER, "Always": RESTART_ALWAYS}  # conf/workloads.yaml's restart_policy
 
 POOL_KEYS = {"node_selector", "tolerations"}
 # secret_env: Secrets the stream's driver reads its environment from when they exist (the Kafka credentials).
@@ -124,7 +125,7 @@ def _check_launcher(profile: Profile) -> Mapping[str, Any]:
 
 def application_name(job: Job, profile: Profile) -> str:
     """The SparkApplication name: fixed for the long-running stream, else unique per run and try (templated)."""
-    if job.workload == "streaming":
+    if job.workload_class.long_running:
         return profile.launcher["streaming_app"]["name"]
     return f"{NAME_PREFIX}-{job.name}-{K8S_RUN_SUFFIX}"
 
@@ -132,10 +133,11 @@ def application_name(job: Job, profile: Profile) -> str:
 def _workload_conf(job: Job, profile: Profile) -> dict[str, str]:
     """``spark_conf(profile)`` plus the allocation and GPU keys this workload class needs."""
     conf = spark_conf(profile, check_jars=False)  # the image holds the jars; the driver's session checks them
-    if job.workload != "cpu":  # GPU and streaming applications run a fixed set of executors
+    workload = job.workload_class
+    if not workload.dynamic_allocation:  # a fixed set of executors (launcher.static_executors)
         conf = {k: v for k, v in conf.items() if not k.startswith("spark.dynamicAllocation.")}
         conf["spark.dynamicAllocation.enabled"] = "false"
-    if job.workload == "gpu":
+    if workload.gpu:
         gpu = profile.launcher["gpu"]
         vendor, resource = gpu["resource"].split("/", 1)
         amount = str(profile.resources["gpu"]["amount"])
@@ -155,7 +157,8 @@ def _workload_conf(job: Job, profile: Profile) -> dict[str, str]:
 def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> dict[str, Any]:
     """The SparkApplication that runs ``job`` on ``profile``'s cluster, as a dict (see the module docstring)."""
     launcher = _check_launcher(profile)
-    gpu_job = job.workload == "gpu"
+    workload = job.workload_class
+    gpu_job = workload.gpu
     if gpu_job and not profile.resources["gpu"]["enabled"]:
         raise ConfigError(f"job '{job.name}' is a gpu workload but profile '{profile.name}' has resources.gpu off")
     pools = launcher["node_pools"]
@@ -168,7 +171,7 @@ def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> 
         "tributary.dev/profile": profile.name,
     }
     annotations: dict[str, str] = {}
-    if job.workload == "streaming":
+    if workload.long_running:
         app = launcher["streaming_app"]
         # Helm owns this object (helm/tributary templates/streaming); if the stream task re-creates it, the same
         # ownership metadata lets the next `helm upgrade` adopt it instead of refusing.
@@ -180,7 +183,7 @@ def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> 
     env_from = [{"configMapRef": {"name": launcher["env_config_map"]}}]
     env_from += [{"secretRef": {"name": name}} for name in launcher["secret_env"]]
     driver_env_from = list(env_from)
-    if job.workload == "streaming":  # optional: a stream on files, or on Kafka without SASL, needs none of them
+    if workload.long_running:  # optional: a stream on files, or on Kafka without SASL, needs none of them
         driver_env_from += [{"secretRef": {"name": name, "optional": True}}
                             for name in launcher["streaming_app"]["secret_env"]]
     context = {
@@ -192,12 +195,12 @@ def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> 
         "main_application_file": f"local://{launcher['application_dir'].rstrip('/')}/{job.application.name}",
         "arguments": ["--profile", profile.name, *args],
         "spark_conf": _workload_conf(job, profile),
-        "restart_policy": RESTART_ALWAYS if job.workload == "streaming" else RESTART_NEVER,
-        "dynamic_allocation": profile.resources["dynamic_allocation"] if job.workload == "cpu" else None,
-        "instances": launcher["static_executors"].get(job.workload),
-        "priority_class": launcher["priority_classes"]["streaming" if job.workload == "streaming" else "batch"],
+        "restart_policy": RESTART_POLICIES[workload.restart_policy],
+        "dynamic_allocation": profile.resources["dynamic_allocation"] if workload.dynamic_allocation else None,
+        "instances": None if workload.dynamic_allocation else launcher["static_executors"][job.workload],
+        "priority_class": launcher["priority_classes"][workload.priority_class],
         "driver_pool": pools["driver"],
-        "executor_pool": pools["gpu" if gpu_job else "cpu"],
+        "executor_pool": pools[workload.executor_pool],
         "gpu": {"resource": launcher["gpu"]["resource"], "amount": profile.resources["gpu"]["amount"]}
         if gpu_job
         else None,
@@ -206,7 +209,7 @@ def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> 
         "pod_security_context": POD_SECURITY_CONTEXT,
         "container_security_context": CONTAINER_SECURITY_CONTEXT,
     }
-    if job.workload == "cpu" and not profile.resources["dynamic_allocation"]["enabled"]:
+    if workload.dynamic_allocation and not profile.resources["dynamic_allocation"]["enabled"]:
         raise ConfigError(f"profile '{profile.name}': cpu jobs on Kubernetes use dynamic allocation; enable it")
     spec = yaml.safe_load(_template().render(**context))
     if spec.get("apiVersion") != API_VERSION:  # the template is data; keep it honest

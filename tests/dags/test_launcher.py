@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from spark_jobs.config import REPO_ROOT, load_profile
+from spark_jobs.config import REPO_ROOT, ConfigError, load_profile
 from spark_jobs.registry import load_jobs
 from spark_jobs.session import spark_conf
 
@@ -51,6 +51,28 @@ def test_each_job_names_only_datasets_it_declares():
         named = {d for d in datasets if any(f'"{d}"' in src for src in sources)}
         declared = set(job.inputs) | set(job.outputs)
         assert named == declared, (name, "undeclared:", sorted(named - declared), "unused:", sorted(declared - named))
+
+
+def test_workload_classes_come_from_one_table_and_a_typo_fails_at_load(tmp_path):
+    jobs = load_jobs()
+    assert {n: j.workload_class.name for n, j in jobs.items()} == {n: j.workload for n, j in jobs.items()}
+    assert [n for n, j in jobs.items() if j.workload_class.gpu] == ["score"]
+    assert [n for n, j in jobs.items() if j.workload_class.long_running] == ["stream"]
+    conf = REPO_ROOT / "conf"
+    (tmp_path / "jobs.yaml").write_text((conf / "jobs.yaml").read_text())
+    typo = (conf / "workloads.yaml").read_text().replace("restart_policy: Always", "restart_polcy: Always")
+    (tmp_path / "workloads.yaml").write_text(typo)
+    expected = r"'streaming' needs exactly .* missing \['restart_policy'\], unknown \['restart_polcy'\]"
+    with pytest.raises(ConfigError, match=expected):
+        load_jobs(tmp_path)
+    not_a_flag = (conf / "workloads.yaml").read_text().replace("gpu: true", "gpu: yes please")
+    (tmp_path / "workloads.yaml").write_text(not_a_flag)
+    with pytest.raises(ConfigError, match="are true or false"):
+        load_jobs(tmp_path)
+    (tmp_path / "workloads.yaml").write_text((conf / "workloads.yaml").read_text())
+    (tmp_path / "jobs.yaml").write_text((conf / "jobs.yaml").read_text().replace("workload: gpu", "workload: tpu"))
+    with pytest.raises(ConfigError, match=r"job 'score' workload must be one of \['cpu', 'gpu', 'streaming'\]"):
+        load_jobs(tmp_path)
 
 
 def test_unknown_job_and_launcher_kind_fail_clearly():
