@@ -40,11 +40,15 @@ class Job:
 
     name: str
     module: str
-    workload: str
+    workload_class: Workload
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     description: str
-    workload_class: Workload
+
+    @property
+    def workload(self) -> str:
+        """The workload class's name (``cpu``, ``gpu``, ``streaming``): the label, the static_executors key."""
+        return self.workload_class.name
 
     @property
     def application(self) -> Path:
@@ -83,7 +87,6 @@ def load_jobs(conf_dir: Path = CONF_DIR) -> dict[str, Job]:
         jobs[name] = Job(
             name=name,
             module=spec["module"],
-            workload=spec["workload"],
             inputs=tuple(spec["inputs"]),
             outputs=tuple(spec["outputs"]),
             description=spec["description"],
