@@ -118,11 +118,23 @@ def dag_defaults() -> dict[str, Any]:
     return {name: param.value for name, param in load_dag().params.items()}
 
 
+def make_run_params() -> dict[str, Any]:
+    """The params ``make run``'s fraud_pipeline run has: the defaults, overridden by its conf."""
+    importable("scripts")
+    from run_local import PIPELINE_CONF
+
+    return {**dag_defaults(), **PIPELINE_CONF}
+
+
 def job_args(batch_id: str, as_of: str, params: dict[str, Any]) -> dict[str, list[str]]:
-    """The arguments fraud_pipeline's tasks render (dags/fraud_pipeline.py), with the params' defaults."""
-    return {"ingest": [f"--batch-id={batch_id}", f"--as-of={as_of}"], "features": [],
+    """The arguments fraud_pipeline's tasks render (dags/fraud_pipeline.py) for ``make run``'s conf: a full
+    refresh, so no interval."""
+    if not params["full_refresh"]:
+        raise ValueError("the baseline replays make run's full refresh; params must have full_refresh set")
+    interval = ["--start=", "--end="]
+    return {"ingest": [f"--batch-id={batch_id}", f"--as-of={as_of}"], "features": interval,
             "train": [f"--epochs={params['epochs']}", f"--seed={params['seed']}"],
-            "promote": [f"--version={params['promote_version'] or ''}"], "score": []}
+            "promote": [f"--version={params['promote_version'] or ''}"], "score": interval}
 
 
 def submit_command(job_name: str, args: list[str]) -> list[str]:
@@ -164,7 +176,7 @@ def label(rows: int) -> str:
 
 def run(quick: bool, work: Path) -> Result:
     sizes, repeats = (QUICK_SIZES, 1) if quick else (SIZES, REPEATS)
-    params = dag_defaults()
+    params = make_run_params()
     figures: dict[str, Stats] = {}
     data: dict[str, Any] = {"sizes": list(sizes), "repeats": repeats, "profile": PROFILE, "params": params,
                             "steps_s": {}, "tasks_s": {}, "direct_jobs_s": {}, "predictions_rows": {}}

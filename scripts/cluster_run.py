@@ -149,7 +149,7 @@ def run_pipeline(api: AirflowAPI, logical_date: datetime, timeout: float,
     state, try number and duration."""
     api.wait_for_dag("fraud_pipeline")
     api.unpause("fraud_pipeline")
-    run_id = api.trigger("fraud_pipeline", logical_date, {"batch_id": BATCH_ID})
+    run_id = api.trigger("fraud_pipeline", logical_date, {"batch_id": BATCH_ID, "full_refresh": True})
     say(f"fraud_pipeline run {run_id} triggered; waiting (each task a SparkApplication)")
     last = {"state": ""}
 

@@ -306,7 +306,9 @@ def main() -> None:
             print(f"MLflow UI   {up.mlflow_url}   (no login locally; the Kubernetes install turns basic-auth on)")
             if up.cluster:
                 print(f"Spark UI    {up.cluster.web_url}   (the standalone master the tasks run on)")
-                print(f"Trigger 'fraud_pipeline' with {{\"batch_id\": \"{SAMPLE_BATCH}\"}} in the Airflow UI.")
+                print(f"Trigger 'fraud_pipeline' with {{\"batch_id\": \"{SAMPLE_BATCH}\"}} in the Airflow UI (a first run "
+                      "builds every table; later runs work on their data interval, or on everything with "
+                      "\"full_refresh\": true).")
             print(f"Logs under {up.logs}. Ctrl-C stops everything.", flush=True)
             while not args.check:
                 time.sleep(2)

@@ -37,15 +37,27 @@ window sum equals the frame's own sum up to the double rounding of the running t
 total spend), and is exactly 0 over no rows. The prior mean, standard deviation and usual country stay on the
 bounded 30-day frame, where an all-equal history keeps a deviation of exactly 0.
 
-Run by hand (reads ``bronze_transactions``, fully recomputes and overwrites ``features_card``; re-running on the
-same bronze version gives the same table)::
+Incremental runs: with ``--start``/``--end`` (fraud_pipeline passes each run's data interval) the job computes
+features only for the bronze rows whose ``event_time`` lies in the interval, reading bronze back no further than
+``LOOKBACK_SECONDS`` before the interval's start (the oldest row a feature can see), and MERGEs that slice into
+``features_card`` on ``transaction_id``. A slice equals the full computation restricted to it, so re-running an
+interval leaves the table as it was, and a backfill of consecutive intervals builds the same table as one full run.
+The look-back is 30 days, not the 7 of the longest count window: the card-profile features look back 30 days.
+When ``features_card`` does not exist yet, the first run builds it whole, whatever the interval (as dbt's incremental
+models do), so a first scheduled run leaves a complete table. Rows that land after their interval has run (late data)
+get features when that interval is run again, or on a full refresh.
+
+Run by hand (reads ``bronze_transactions``; without an interval it fully recomputes and overwrites
+``features_card``; re-running on the same bronze version gives the same table)::
 
     uv run python -m spark_jobs.features --profile local
+    uv run python -m spark_jobs.features --profile local --start 2026-11-03 --end 2026-11-04
     spark-submit spark_jobs/features.py --profile local
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
@@ -53,6 +65,7 @@ from pyspark.sql import functions as F
 
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
+from spark_jobs.interval import Interval, add_interval_args, interval_from_args
 from spark_jobs.session import build_session
 
 if TYPE_CHECKING:
@@ -218,21 +231,48 @@ def features_for_new(history: DataFrame, new: DataFrame) -> DataFrame:
     return features.join(new_rows.select("transaction_id"), "transaction_id", "left_semi")
 
 
+def history_since(bronze: DataFrame, since: Any, until: Any = None) -> DataFrame:
+    """The rows of ``bronze`` a feature of a row at ``since`` or later (and before ``until``) can see: from
+    ``LOOKBACK_SECONDS`` before ``since``. Literal bounds, so Delta skips files by their ``event_time`` statistics;
+    ``features_for_new`` prunes further, per card."""
+    return Interval(since - timedelta(seconds=LOOKBACK_SECONDS) if since is not None else None, until).select(bronze)
+
+
+def features_for_interval(bronze: DataFrame, interval: Interval) -> DataFrame:
+    """Features of the ``bronze`` rows in ``interval``: equal to ``compute_card_features(bronze)`` restricted to
+    them, reading only the look-back they need."""
+    if interval.is_everything:
+        return compute_card_features(bronze)
+    return features_for_new(history_since(bronze, interval.start, interval.end), interval.select(bronze))
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Recompute ``features_card`` from a pinned version of ``bronze_transactions``; emit and return the result."""
-    _, profile = parse_job_args(job_parser(__doc__), argv)
+    """Compute ``features_card`` (whole, or one interval's slice) from a pinned version of ``bronze_transactions``;
+    emit and return the result."""
+    parser = job_parser(__doc__)
+    add_interval_args(parser, "bronze rows")
+    args, profile = parse_job_args(parser, argv)
+    interval = interval_from_args(parser, args)
     spark = build_session(profile, "tributary-features")
     catalog = profile.catalog
     if not io.table_exists(spark, catalog, "bronze_transactions"):
         fail(f"no bronze_transactions table at {catalog.uri('bronze_transactions')}; run spark_jobs.ingest first")
     bronze_version = io.table_version(spark, catalog, "bronze_transactions")
     bronze = io.read_table(spark, catalog, "bronze_transactions", version=bronze_version)
-    io.overwrite_table(compute_card_features(bronze), catalog, "features_card")
+    if interval.is_everything or not io.table_exists(spark, catalog, "features_card"):
+        mode = "full"
+        io.overwrite_table(compute_card_features(bronze), catalog, "features_card")
+    else:
+        mode = "interval"
+        io.merge_table(spark, features_for_interval(bronze, interval), catalog, "features_card", update_existing=True)
     features_version = io.table_version(spark, catalog, "features_card")
     result = {
         "profile": profile.name,
+        "mode": mode,
+        "interval": interval.as_dict(),
         "bronze_version": bronze_version,
         "features_version": features_version,
+        "rows_written": io.rows_written(spark, catalog, "features_card"),
         "feature_rows": io.read_table(spark, catalog, "features_card", version=features_version).count(),
         "feature_columns": FEATURE_COLUMNS,
     }

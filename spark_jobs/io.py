@@ -57,6 +57,18 @@ def count_rows(spark: "SparkSession", catalog: Catalog, name: str) -> int:
     return read_table(spark, catalog, name).count() if table_exists(spark, catalog, name) else 0
 
 
+def rows_written(spark: "SparkSession", catalog: Catalog, name: str) -> int:
+    """Rows the table's latest commit wrote, from Delta's own operation metrics (no recount): a MERGE's inserted
+    plus updated rows, a write's output rows."""
+    from delta.tables import DeltaTable
+
+    last = DeltaTable.forPath(spark, catalog.uri(name)).history(1).select("operation", "operationMetrics").first()
+    metrics = {key: int(value) for key, value in (last["operationMetrics"] or {}).items() if value.isdigit()}
+    if last["operation"] == "MERGE":
+        return metrics.get("numTargetRowsInserted", 0) + metrics.get("numTargetRowsUpdated", 0)
+    return metrics.get("numOutputRows", 0)
+
+
 def read_landing_lines(spark: "SparkSession", catalog: Catalog, name: str, subpath: str | None = None) -> "DataFrame":
     """Raw landed JSON lines as ``value`` (the line) and ``source_file`` (its file URI)."""
     from pyspark.sql import functions as F

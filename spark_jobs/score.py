@@ -1,7 +1,8 @@
 """Batch scoring: ``features_card`` -> ``predictions`` with the MLflow ``@champion`` model.
 
 The champion's version is resolved once (fails with exit code 1 and a how-to-fix message when there is none),
-the feature rows (optionally only those with ``--start <= event_time < --end``) are scored with
+the feature rows (only those with ``--start <= event_time < --end`` when an interval is given: fraud_pipeline passes
+each run's data interval; all of them when ``predictions`` does not exist yet, as for features) are scored with
 ``spark_jobs.scoring.score_features`` (mapInArrow, model loaded once per Python worker, GPU when Spark assigns
 one), and the result is MERGEd into ``predictions`` on ``transaction_id``, updating rows that exist. So re-running
 leaves the row count unchanged, and re-scoring after a new promotion replaces the model version on every row.
@@ -19,15 +20,13 @@ Run by hand (after train + promote)::
 
 from __future__ import annotations
 
-import argparse
-from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
+from spark_jobs.interval import Interval, add_interval_args, interval_from_args
 from spark_jobs.scoring import NoChampionError, resolve_champion, score_features, scoring_devices
 from spark_jobs.session import build_session
 from spark_jobs.tracking import TrackingUnavailable
@@ -35,24 +34,6 @@ from spark_jobs.tracking import TrackingUnavailable
 FEATURE_TABLE = "features_card"
 PREDICTIONS = "predictions"
 STREAM_PREDICTIONS = "stream_predictions"
-
-
-def utc_datetime(text: str) -> datetime:
-    """Parse an ISO-8601 timestamp for ``--start``/``--end``; a naive one is taken as UTC."""
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 timestamp: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def select_interval(features: DataFrame, start: datetime | None, end: datetime | None) -> DataFrame:
-    """Rows with ``start <= event_time < end``; a missing bound is open."""
-    if start is not None:
-        features = features.where(F.col("event_time") >= F.lit(start))
-    if end is not None:
-        features = features.where(F.col("event_time") < F.lit(end))
-    return features
 
 
 def not_stream_scored(features: DataFrame, stream_scored: DataFrame | None) -> DataFrame:
@@ -65,9 +46,9 @@ def not_stream_scored(features: DataFrame, stream_scored: DataFrame | None) -> D
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Score ``features_card`` (or one interval of it) with the champion and MERGE into ``predictions``."""
     parser = job_parser(__doc__)
-    parser.add_argument("--start", type=utc_datetime, help="only event_time >= START (ISO-8601, UTC if naive)")
-    parser.add_argument("--end", type=utc_datetime, help="only event_time < END (ISO-8601, UTC if naive)")
+    add_interval_args(parser, "feature rows")
     args, profile = parse_job_args(parser, argv)
+    interval = interval_from_args(parser, args)
     try:  # before Spark starts and before any write: an MLflow that is down fails here, with nothing written
         champion = resolve_champion(profile)
     except (NoChampionError, TrackingUnavailable) as exc:
@@ -76,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     catalog = profile.catalog
     if not io.table_exists(spark, catalog, FEATURE_TABLE):
         fail(f"no {FEATURE_TABLE} table at {catalog.uri(FEATURE_TABLE)}; run spark_jobs.features first")
-    features = select_interval(io.read_table(spark, catalog, FEATURE_TABLE), args.start, args.end)
+    if not io.table_exists(spark, catalog, PREDICTIONS):
+        interval = Interval()  # the first run scores everything
+    features = interval.select(io.read_table(spark, catalog, FEATURE_TABLE))
     streamed = io.read_table(spark, catalog, STREAM_PREDICTIONS) if io.table_exists(spark, catalog, STREAM_PREDICTIONS) else None
     features = not_stream_scored(features, streamed)
     scored = score_features(features, champion, profile.mlflow["tracking_uri"])
@@ -94,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "model_name": champion.name,
         "model_version": champion.version,
         "model_run_id": champion.run_id,
+        "interval": interval.as_dict(),
+        "rows_written": io.rows_written(spark, catalog, PREDICTIONS),
         "predictions_rows": io.read_table(spark, catalog, PREDICTIONS).count(),
         "predictions_version": io.table_version(spark, catalog, PREDICTIONS),
         "device": devices["device"],

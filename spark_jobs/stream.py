@@ -71,7 +71,7 @@ from spark_jobs.config import (
     Profile,
     kafka_client_options,
 )
-from spark_jobs.features import features_for_new
+from spark_jobs.features import features_for_new, history_since
 from spark_jobs.ingest import IngestPlan, outcome_counts, plan_ingest, reconcile
 from spark_jobs.schema import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 from spark_jobs.scoring import ChampionModel, NoChampionError, resolve_champion, score_features
@@ -133,8 +133,12 @@ def prepare_batch(lines: DataFrame, bronze: DataFrame, as_of: datetime) -> Inges
 
 
 def score_new(new: DataFrame, bronze: DataFrame, champion: ChampionModel, tracking_uri: str) -> DataFrame:
-    """Features for ``new`` with ``bronze`` as history (point in time), scored with ``champion``."""
-    return score_features(features_for_new(history=bronze, new=new), champion, tracking_uri)
+    """Features for ``new`` with ``bronze`` as history (point in time), scored with ``champion``.
+
+    Bronze is read back only to the look-back of the batch's earliest transaction (a literal bound, so Delta skips
+    the files of older history by their statistics): a batch's cost follows its own data, not bronze's age."""
+    earliest = new.agg(F.min("event_time")).first()[0]
+    return score_features(features_for_new(history=history_since(bronze, earliest), new=new), champion, tracking_uri)
 
 
 def txn_app_id(spark: "SparkSession") -> str:

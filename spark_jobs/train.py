@@ -1,6 +1,8 @@
 """Train the fraud model on ``features_card`` and register it in MLflow as the ``@challenger``.
 
-Steps: pin the current Delta version of ``features_card`` (recorded as ``feature_table_version``), split it by
+Steps: pin the current Delta version of ``features_card`` (recorded as ``feature_table_version``), keep the
+training window (``--window-start``/``--window-end`` on ``event_time``, logged as params; default: the whole table;
+training has its own window, not the pipeline run's data interval that features and score work on), split it by
 time (train on the earlier transactions, hold out the latest ``--holdout-fraction`` by ``event_time``), fit a
 ``spark_jobs.model.FraudMLP`` on the raw ``FEATURE_COLUMNS`` (class imbalance via ``pos_weight``), evaluate on the
 holdout (``roc_auc``, ``pr_auc``, ``recall_at_precision``), and log to the profile's MLflow experiment: params,
@@ -31,6 +33,7 @@ from pyspark.sql import functions as F
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
 from spark_jobs.features import FEATURE_COLUMNS
+from spark_jobs.interval import Interval, add_interval_args, interval_from_args
 from spark_jobs.model import TrainConfig, evaluate, fit, pr_curve_figure, predict_proba
 from spark_jobs.session import build_session
 from spark_jobs.tracking import CHALLENGER_ALIAS, TrackingUnavailable, configure_mlflow
@@ -93,6 +96,7 @@ def train_and_register(
     feature_table_version: int,
     holdout_fraction: float,
     target_precision: float = DEFAULT_TARGET_PRECISION,
+    window: Interval = Interval(),
 ) -> dict[str, Any]:
     """Fit, evaluate, log and register one model in the active MLflow experiment; point ``@challenger`` at it."""
     import mlflow
@@ -125,6 +129,7 @@ def train_and_register(
                 "holdout_rows": len(x_hold),
                 "train_positive_rate": float(y_train.mean()),
                 "holdout_start": str(holdout["event_time"].min()),
+                **{f"window_{bound}": at for bound, at in window.as_dict().items() if at},
             }
         )
         mlflow.set_tags({"feature_table": FEATURE_TABLE, "feature_table_version": str(feature_table_version)})
@@ -149,6 +154,7 @@ def train_and_register(
         "run_id": run.info.run_id,
         "model_uri": info.model_uri,
         "feature_table_version": feature_table_version,
+        "window": window.as_dict(),
         "metrics": metrics,
     }
 
@@ -174,7 +180,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--holdout-fraction", type=float, default=DEFAULT_HOLDOUT_FRACTION)
     parser.add_argument("--target-precision", type=float, default=DEFAULT_TARGET_PRECISION)
+    add_interval_args(parser, "feature rows to train and evaluate on", prefix="window-")
     args, profile = parse_job_args(parser, argv)
+    window = interval_from_args(parser, args, prefix="window-")
     config = TrainConfig(args.seed, args.epochs, args.hidden, args.learning_rate, args.batch_size)
     try:  # before Spark starts: an MLflow that is down fails here, with nothing read or written
         configure_mlflow(profile)
@@ -184,8 +192,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not io.table_exists(spark, profile.catalog, FEATURE_TABLE):
         fail(f"no {FEATURE_TABLE} table at {profile.catalog.uri(FEATURE_TABLE)}; run spark_jobs.features first")
     version = io.table_version(spark, profile.catalog, FEATURE_TABLE)
-    fit_rows, holdout = time_split(io.read_table(spark, profile.catalog, FEATURE_TABLE, version), args.holdout_fraction)
-    options = {"model_name": profile.mlflow["model_name"], "feature_table_version": version,
+    rows = window.select(io.read_table(spark, profile.catalog, FEATURE_TABLE, version))
+    fit_rows, holdout = time_split(rows, args.holdout_fraction)
+    options = {"model_name": profile.mlflow["model_name"], "feature_table_version": version, "window": window,
                "holdout_fraction": args.holdout_fraction, "target_precision": args.target_precision}
     try:
         result = train_and_register(collect_split(fit_rows), collect_split(holdout), config, **options)

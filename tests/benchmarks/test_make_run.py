@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 from benchmarks import make_run
 from spark_jobs.config import load_profile
@@ -20,14 +21,18 @@ def test_the_baseline_submits_what_airflow_submits_for_each_task(monkeypatch):
     monkeypatch.setenv("TRIBUTARY_PROFILE", "local")
     monkeypatch.setenv("AIRFLOW_CONN_TRIBUTARY_SPARK", json.dumps(spark_connection(profile)))
     dag = make_run.load_dag()
-    params = make_run.dag_defaults()
-    assert params == {"batch_id": None, "promote_version": None, "epochs": 8, "seed": 7}
-    end = datetime(2026, 12, 1, tzinfo=timezone.utc)
-    expected = make_run.job_args("batch-0001", end.isoformat(), params)
+    assert make_run.dag_defaults() == {"batch_id": None, "full_refresh": False, "promote_version": None, "epochs": 8,
+                                       "seed": 7}
+    params = make_run.make_run_params()
+    assert params["full_refresh"] and params["batch_id"] == "batch-0001"
+    due = datetime(2026, 12, 1, 6, 30, tzinfo=timezone.utc)
+    expected = make_run.job_args("batch-0001", due.isoformat(), params)
     assert [t.task_id for t in dag.tasks] == list(make_run.JOBS) == list(expected)
+    interval = {"data_interval_start": datetime(2026, 11, 30, tzinfo=timezone.utc),
+                "data_interval_end": datetime(2026, 12, 1, tzinfo=timezone.utc)}
     for task in dag.tasks:
-        rendered = task.render_template(task.application_args,
-                                        {"params": {**params, "batch_id": "batch-0001"}, "data_interval_end": end})
+        context = {"params": params, "dag_run": SimpleNamespace(run_after=due), **interval}
+        rendered = task.render_template(task.application_args, context)
         assert rendered == ["--profile", "local", *expected[task.task_id]], task.task_id
         task.application_args = rendered
         airflow = task._get_hook()._build_spark_submit_command(task.application)

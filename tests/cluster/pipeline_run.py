@@ -46,7 +46,7 @@ SESSION = time.strftime("%Y%m%dt%H%M%S", time.gmtime())
 BATCH = f"live-batch-{SESSION}"
 # The interval the run covers (past: ingest's future check uses its end); another than make cluster-run's.
 LOGICAL_DATE = datetime(2026, 11, 28, tzinfo=timezone.utc)
-CONF = {"batch_id": BATCH, "epochs": 3, "seed": 42}
+CONF = {"batch_id": BATCH, "full_refresh": True, "epochs": 3, "seed": 42}  # its batch spans November
 PIPELINE = ("ingest", "features", "train", "promote", "score")
 TTL_S = 150
 AIRFLOW_PORT = 8093

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import socket
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -108,6 +110,37 @@ def test_an_untouched_trigger_ingests_everything_landed(dagbag):
     env = dag.get_template_env()
     for typed, expected in ((param.resolve(), "--batch-id="), ("2026-11-01-seed42", "--batch-id=2026-11-01-seed42")):
         assert env.from_string(arg).render(params={"batch_id": param.resolve(value=typed)}) == expected
+
+
+def test_features_and_score_work_on_the_runs_data_interval(dagbag):
+    """A scheduled run's data interval is the day before it (an empty one was the "@daily" trigger timetable's), and
+    features and score get it as --start/--end; a full refresh, or a run with no interval, gets none: everything.
+    Rendered with the DAG's own template environment, as the worker renders them."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = dagbag.dags["fraud_pipeline"]
+    due = datetime(2026, 12, 3, 6, tzinfo=timezone.utc)
+    scheduler_view = DagSerialization.from_dict(DagSerialization.to_dict(dag))  # the timetable the scheduler runs
+    interval = scheduler_view.timetable.infer_manual_data_interval(run_after=due)
+    midnight = datetime(2026, 12, 3, tzinfo=timezone.utc)
+    assert (interval.start, interval.end) == (midnight - timedelta(days=1), midnight)
+    env = dag.get_template_env()
+    defaults = {name: param.resolve() for name, param in dag_params(dag).items()}
+
+    def rendered(task_id: str, full_refresh: bool, bounds: tuple | None) -> list[str]:
+        start, end = bounds or (None, None)
+        context = {"params": {**defaults, "full_refresh": full_refresh}, "data_interval_start": start,
+                   "data_interval_end": end, "dag_run": SimpleNamespace(run_after=due)}
+        return [env.from_string(arg).render(**context) for arg in dag.get_task(task_id).application_args
+                if arg.startswith(("--start", "--end", "--as-of"))]
+
+    for task_id in ("features", "score"):
+        assert rendered(task_id, False, (interval.start, interval.end)) == [
+            "--start=2026-12-02T00:00:00+00:00", "--end=2026-12-03T00:00:00+00:00"]
+        assert rendered(task_id, True, (interval.start, interval.end)) == ["--start=", "--end="]
+        assert rendered(task_id, False, None) == ["--start=", "--end="]
+    assert rendered("train", False, (interval.start, interval.end)) == []  # training keeps its own window
+    assert rendered("ingest", False, (interval.start, interval.end)) == ["--as-of=2026-12-03T06:00:00+00:00"]
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)

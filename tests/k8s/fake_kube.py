@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 
@@ -197,6 +197,8 @@ def context(operator: Any, run_id: str, try_number: int = 1) -> dict[str, Any]:
 
     ti = TaskInstance(operator.dag.dag_id, operator.task_id, try_number)
     interval_end = datetime(2026, 11, 21, tzinfo=timezone.utc)
+    run = SimpleNamespace(run_id=run_id, run_after=interval_end, data_interval_start=interval_end - timedelta(days=1),
+                          data_interval_end=interval_end)
     params = {k: v.value if hasattr(v, "value") else v for k, v in operator.dag.params.items()}
     return {
         "ti": ti,
@@ -206,5 +208,7 @@ def context(operator: Any, run_id: str, try_number: int = 1) -> dict[str, Any]:
         "run_id": run_id,
         "macros": macros,
         "params": params,
+        "dag_run": run,
+        "data_interval_start": run.data_interval_start,
         "data_interval_end": interval_end,
     }

@@ -17,9 +17,11 @@ from spark_jobs.features import (
     KEY_COLUMNS,
     LOOKBACK_SECONDS,
     compute_card_features,
+    features_for_interval,
     features_for_new,
     main,
 )
+from spark_jobs.interval import Interval
 from spark_jobs.schema import BRONZE_SCHEMA
 
 T0 = datetime(2026, 11, 10, 12, 0, 0, tzinfo=timezone.utc)
@@ -281,6 +283,68 @@ def test_main_writes_features_card_idempotently(spark, local_profile, capsys):
     second = main(["--profile", "local"])  # full recompute: same rows, new table version
     assert (second["feature_rows"], second["features_version"]) == (3, 1)
     assertDataFrameEqual(io.read_table(spark, catalog, "features_card"), written.collect())
+
+
+DAY = timedelta(days=1)
+DAY_1 = datetime(2026, 11, 10, tzinfo=timezone.utc)  # T0's day
+INTERVALS = [Interval(DAY_1 + k * DAY, DAY_1 + (k + 1) * DAY) for k in range(3)]
+
+
+def three_days() -> list[tuple]:
+    """Three cards over three UTC days from DAY_1, with rows just either side of midnight and history before them:
+    one row 20 days back (inside every day's 30-day look-back) and one 40 days back (outside it)."""
+    rows = [txn("old-20d", -20 * DAY_SECONDS, 80, country="FR"), txn("old-40d", -40 * DAY_SECONDS, 500, lon=50)]
+    for c, card in enumerate(("c1", "c2", "c3")):
+        for k in range(12):  # every 5 h from T0 (midday of day 1) to the end of day 3
+            rows.append(txn(f"{card}-{k:02d}", k * 5 * 3600 + c * 1800, amount=5 + 7 * k + c, card=card,
+                            category=("grocery", "travel", "fuel")[(k + c) % 3], country="FR" if k % 5 == 4 else "US",
+                            lon=k * 0.5, channel=("pos", "online", "atm")[k % 3], is_fraud=int(k == 7)))
+    midnight = int((DAY_1 + DAY - T0).total_seconds())
+    rows += [txn("edge-before", midnight - 1, 42), txn("edge-at", midnight, 43)]  # day 1's last second, day 2's first
+    return rows
+
+
+def _before(rows: list[tuple], end: datetime) -> list[tuple]:
+    return [row for row in rows if row[6] < end]
+
+
+def test_an_intervals_features_equal_the_full_computation_on_its_rows(spark):
+    everything = bronze(spark, three_days())
+    full = compute_card_features(everything)
+    for interval in INTERVALS:
+        got = features_for_interval(everything, interval)
+        assert got.count() > 0
+        assertDataFrameEqual(got, interval.select(full))
+    # the look-back matters: day 2's first c1 row sees the row 20 days back (the 40-day one is outside every window)
+    first_c1 = features_for_interval(everything, INTERVALS[1]).where("card_id = 'c1'").orderBy("event_time").first()
+    assert first_c1["card_prior_txn_count"] == full.where(f"transaction_id = '{first_c1['transaction_id']}'").first()[
+        "card_prior_txn_count"] >= 4
+
+
+def test_a_backfill_of_daily_intervals_builds_the_same_table_as_one_full_run(spark, local_profile):
+    """Bronze grows a day at a time and each day's run featurises its interval: the first builds the table (there is
+    none yet), the next two MERGE their slice. The result is the full run's table; re-running a day changes
+    nothing."""
+    catalog, rows = local_profile.catalog, three_days()
+    results = []
+    for interval in INTERVALS:
+        io.overwrite_table(bronze(spark, _before(rows, interval.end)), catalog, "bronze_transactions")
+        results.append(main(["--profile", "local", f"--start={interval.start.isoformat()}",
+                             f"--end={interval.end.isoformat()}"]))
+    assert [r["mode"] for r in results] == ["full", "interval", "interval"]
+    day_rows = [Interval(i.start, i.end).select(bronze(spark, rows)).count() for i in INTERVALS]
+    assert [r["rows_written"] for r in results[1:]] == day_rows[1:]
+    assert results[-1]["feature_rows"] == len(rows)
+    full = compute_card_features(io.read_table(spark, catalog, "bronze_transactions"))
+    assertDataFrameEqual(io.read_table(spark, catalog, "features_card"), full)
+
+    again = main(["--profile", "local", f"--start={INTERVALS[1].start.isoformat()}",
+                  f"--end={INTERVALS[1].end.isoformat()}"])
+    assert (again["mode"], again["rows_written"], again["feature_rows"]) == ("interval", day_rows[1], len(rows))
+    assertDataFrameEqual(io.read_table(spark, catalog, "features_card"), full)
+    whole = main(["--profile", "local", "--start=", "--end="])  # what a full refresh renders
+    assert (whole["mode"], whole["rows_written"], whole["interval"]) == ("full", len(rows), {"start": None, "end": None})
+    assertDataFrameEqual(io.read_table(spark, catalog, "features_card"), full)
 
 
 def test_main_without_bronze_fails_with_a_hint(spark, local_profile, capsys):

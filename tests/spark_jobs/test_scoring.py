@@ -64,22 +64,6 @@ def test_score_main_without_champion_exits_1_with_the_message(mlflow_store, caps
 # --- pure pieces ------------------------------------------------------------------------------------------------
 
 
-def test_select_interval_is_half_open(spark: SparkSession) -> None:
-    df = features_frame(spark, rows=10)  # one row a minute from START
-    start, end = datetime(2026, 11, 1, 0, 2, tzinfo=timezone.utc), datetime(2026, 11, 1, 0, 5, tzinfo=timezone.utc)
-    expected = df.where(F.col("transaction_id").isin("t00002", "t00003", "t00004"))
-    assertDataFrameEqual(score.select_interval(df, start, end), expected)
-    assert score.select_interval(df, None, None).count() == 10
-    assert score.select_interval(df, end, None).count() == 5
-
-
-def test_utc_datetime_parses_z_and_naive_as_utc() -> None:
-    assert score.utc_datetime("2026-11-01T00:00:00Z") == datetime(2026, 11, 1, tzinfo=timezone.utc)
-    assert score.utc_datetime("2026-11-01") == datetime(2026, 11, 1, tzinfo=timezone.utc)
-    with pytest.raises(Exception, match="ISO-8601"):
-        score.utc_datetime("yesterday")
-
-
 def test_task_device_is_cpu_outside_a_gpu_task() -> None:
     assert scoring.task_device() == "cpu"
 
@@ -130,8 +114,10 @@ def test_score_writes_predictions_idempotently_and_rescoring_updates_the_version
     previous_batch = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "25")  # several Arrow batches per task
     try:
-        first = score.main(["--profile", "local"])
+        hour = ["--start", START.isoformat(), "--end", START.replace(hour=1).isoformat()]
+        first = score.main(["--profile", "local", *hour])  # no predictions table yet: everything, not the hour
         assert result_of(capsys.readouterr().out) == {"job": "score", **first}
+        assert first["interval"] == {"start": None, "end": None} and first["rows_written"] == 300
         predictions = io.read_table(spark, profile.catalog, "predictions")
         assert predictions.columns == scoring.PREDICTION_COLUMNS
         assert first["predictions_rows"] == predictions.count() == 300
@@ -159,8 +145,9 @@ def test_score_writes_predictions_idempotently_and_rescoring_updates_the_version
         # a new champion re-scores an interval: its rows get the new version, the others keep theirs
         newer = _champion_ready(profile, seed=9)
         end = START.replace(hour=1).isoformat()
-        rescored = score.main(["--profile", "local", "--start", START.isoformat(), "--end", end])
+        rescored = score.main(["--profile", "local", *hour])
         assert (rescored["predictions_rows"], rescored["model_version"]) == (300, newer.version)
+        assert rescored["rows_written"] == 60 and rescored["interval"]["end"] == end
         predictions = io.read_table(spark, profile.catalog, "predictions")
         by_version = dict(predictions.groupBy("model_version").count().collect())
         assert by_version == {champion.version: 240, newer.version: 60}

@@ -1,0 +1,80 @@
+"""A run's data interval: the half-open ``[start, end)`` of ``event_time`` that an incremental job works on.
+
+``features`` and ``score`` take ``--start``/``--end``; fraud_pipeline passes each run's Airflow data interval, so a
+daily run costs one day of data (plus the features' look-back), not the whole history. No bound at all means the
+whole table (a full refresh). A missing bound is open: ``--end`` alone is everything before it.
+
+Timestamps are ISO-8601; a naive one is UTC. An empty value (``--start=``, what an unset Airflow template renders)
+means "not set".
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from spark_jobs.cli import optional
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+
+def utc_datetime(text: str) -> datetime:
+    """Parse an ISO-8601 timestamp; a naive one is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 timestamp: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """``start <= event_time < end``; ``None`` is an open bound, and no bound at all is everything."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(f"the interval is empty: --start {self.start.isoformat()} is not before "
+                             f"--end {self.end.isoformat()}; pass a start earlier than the end")
+
+    @property
+    def is_everything(self) -> bool:
+        return self.start is None and self.end is None
+
+    def select(self, df: "DataFrame", column: str = "event_time") -> "DataFrame":
+        """The rows of ``df`` whose ``column`` lies in the interval (literal bounds, so Delta can skip files)."""
+        from pyspark.sql import functions as F
+
+        if self.start is not None:
+            df = df.where(F.col(column) >= F.lit(self.start))
+        if self.end is not None:
+            df = df.where(F.col(column) < F.lit(self.end))
+        return df
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat() if self.start else None,
+                "end": self.end.isoformat() if self.end else None}
+
+
+def add_interval_args(parser: argparse.ArgumentParser, rows: str, prefix: str = "") -> None:
+    """``--<prefix>start``/``--<prefix>end`` on a job's parser; ``rows`` names what they select, for ``--help``."""
+    parser.add_argument(f"--{prefix}start", type=optional(utc_datetime), default=None,
+                        help=f"only {rows} with event_time >= this (ISO-8601, UTC if naive; default: open)")
+    parser.add_argument(f"--{prefix}end", type=optional(utc_datetime), default=None,
+                        help=f"only {rows} with event_time < this (ISO-8601, UTC if naive; default: open)")
+
+
+def interval_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, prefix: str = "") -> Interval:
+    """The parsed ``--<prefix>start``/``--<prefix>end``; an empty interval exits 2 with what to fix, like a bad
+    flag."""
+    dest = prefix.replace("-", "_")
+    try:
+        return Interval(getattr(args, f"{dest}start"), getattr(args, f"{dest}end"))
+    except ValueError as exc:
+        parser.error(str(exc).replace("--start", f"--{prefix}start").replace("--end", f"--{prefix}end"))
+        raise  # parser.error exits; this line only satisfies type checkers
