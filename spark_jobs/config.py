@@ -1,8 +1,12 @@
 """Profiles: the one switch that selects where Tributary runs.
 
-A profile is a YAML file under ``conf/profiles/<name>.yaml``. Every profile defines the same keys (see
-``PROFILE_KEYS``); a missing or unknown key is an error, so no setting is silently ignored. The profile is chosen
-once: ``--profile`` on a job's command line, else ``TRIBUTARY_PROFILE``, else ``local``.
+A profile is a YAML file under ``conf/profiles/<name>.yaml``. Most are small overlays: ``extends: <parent>`` names the
+file they are laid over (``_base.yaml`` for all, ``_kubernetes.yaml`` for the Kubernetes profiles; a file whose name
+starts with ``_`` is a layer, not a profile). Mappings merge key by key, anything else (a value, a list) replaces
+the parent's. The merged, environment-expanded profile is validated against one closed JSON Schema,
+``conf/profiles/schema.json`` (typed and described): a missing, unknown or ill-typed key anywhere fails at load with
+its path and the fix, so no setting is silently ignored. The profile is chosen once: ``--profile`` on a job's command
+line, else ``TRIBUTARY_PROFILE``, else ``local``.
 
 Values may reference the environment as ``${VAR}`` or ``${VAR:-default}`` (defaults may nest). ``TRIBUTARY_HOME``
 defaults to the repository root. A reference to an unset variable without a default fails fast and names it.
@@ -16,69 +20,29 @@ Usage::
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import yaml
+
+if TYPE_CHECKING:
+    import jsonschema
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = Path(os.environ.get("TRIBUTARY_CONF_DIR", REPO_ROOT / "conf"))
 PROFILE_ENV = "TRIBUTARY_PROFILE"
 DEFAULT_PROFILE = "local"
 
-# The contract every profile fulfils: top-level key -> required sub-keys.
-PROFILE_KEYS: dict[str, set[str]] = {
-    "name": set(),
-    "description": set(),
-    "spark": {"master", "deploy_mode", "jars_dir", "conf"},
-    "storage": {"lake", "landing", "checkpoints"},
-    "mlflow": {"tracking_uri", "artifact_root", "experiment", "model_name"},
-    "resources": {
-        "driver_memory",
-        "executor_memory",
-        "executor_cores",
-        "dynamic_allocation",
-        "gpu",
-    },
-    "launcher": {"kind"},
-    "streaming": {"source", "trigger", "max_files_per_trigger"},
-}
-DYNAMIC_ALLOCATION_KEYS = {"enabled", "min_executors", "max_executors", "initial_executors"}
-# launcher.kind -> exactly the options that kind reads (dags/tributary/launcher.py and, for spark_kubernetes,
-# dags/tributary/sparkapp.py), so a misspelt or unused option is an error rather than silently ignored.
-LAUNCHER_OPTIONS: dict[str, set[str]] = {
-    "spark_submit": {"spark_conn_id"},
-    "spark_kubernetes": {
-        "kubernetes_conn_id",
-        "namespace",
-        "service_account",
-        "image",
-        "image_pull_policy",
-        "spark_version",
-        "application_dir",
-        "env_config_map",
-        "secret_env",
-        "ttl_seconds",
-        "startup_timeout_seconds",
-        "priority_classes",
-        "node_pools",
-        "gpu",
-        "static_executors",
-        "cpu_requests",
-        "streaming_app",
-    },
-}
-LAUNCHER_KINDS = set(LAUNCHER_OPTIONS)
-STREAMING_TRIGGERS = {"available_now", "processing_time"}
-# streaming.source -> the keys its section streaming.<source> needs (files: none; spark_jobs/stream.py SOURCES).
-STREAMING_SOURCES: dict[str, set[str]] = {"files": set(), "kafka": {"bootstrap_servers", "topic"}}
-# streaming.kafka: how the client authenticates (Kafka's security.protocol and sasl.mechanism). The credentials of a
-# SASL protocol are never in a profile: they come from the environment (on Kubernetes, from a Secret).
-KAFKA_OPTIONAL_KEYS = {"max_offsets_per_trigger", "security_protocol", "sasl_mechanism", "ssl_truststore"}
-KAFKA_SECURITY_PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+PROFILES_DIR = "profiles"
+SCHEMA_FILE = "schema.json"  # under conf/profiles
+EXTENDS = "extends"
+LAYER_PREFIX = "_"  # conf/profiles/_*.yaml: layers other profiles extend, not profiles of their own
+STREAMING_TRIGGERS = ("available_now", "processing_time")
 KAFKA_SASL_LOGIN_MODULES = {  # mechanism -> the JAAS login module of kafka-clients that speaks it
     "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
     "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
@@ -121,75 +85,106 @@ def _expand_tree(node: Any, env: Mapping[str, str], where: str) -> Any:
     return node
 
 
-def _validate(raw: dict[str, Any], path: Path) -> None:
-    missing = set(PROFILE_KEYS) - set(raw)
-    unknown = set(raw) - set(PROFILE_KEYS)
-    if missing or unknown:
-        raise ConfigError(
-            f"{path}: every profile defines exactly {sorted(PROFILE_KEYS)}; "
-            f"missing {sorted(missing)}, unknown {sorted(unknown)}"
-        )
-    for key, required in PROFILE_KEYS.items():
-        if not required:
-            continue
-        section = raw[key]
-        if not isinstance(section, dict) or not required <= set(section):
-            have = sorted(section) if isinstance(section, dict) else section
-            raise ConfigError(f"{path}: '{key}' needs keys {sorted(required)}, has {have}")
-    dyn = raw["resources"]["dynamic_allocation"]
-    if set(dyn) != DYNAMIC_ALLOCATION_KEYS:
-        raise ConfigError(f"{path}: resources.dynamic_allocation needs exactly {sorted(DYNAMIC_ALLOCATION_KEYS)}")
-    kind = raw["launcher"]["kind"]
-    if kind not in LAUNCHER_KINDS:
-        raise ConfigError(f"{path}: launcher.kind must be one of {sorted(LAUNCHER_KINDS)}")
-    options, wanted = set(raw["launcher"]) - {"kind"}, LAUNCHER_OPTIONS[kind]
-    if options != wanted:
-        raise ConfigError(
-            f"{path}: launcher.kind '{kind}' takes exactly the options {sorted(wanted)}; "
-            f"missing {sorted(wanted - options)}, unknown {sorted(options - wanted)}"
-        )
-    if raw["streaming"]["trigger"] not in STREAMING_TRIGGERS:
-        raise ConfigError(f"{path}: streaming.trigger must be one of {sorted(STREAMING_TRIGGERS)}")
-    if path.stem != raw["name"]:
-        raise ConfigError(f"{path}: name '{raw['name']}' must equal the file name '{path.stem}'")
+def _merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """``overlay`` laid over ``base``: mappings merge key by key; anything else replaces."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
 
 
-def _check_streaming(streaming: Mapping[str, Any], path: Path) -> None:
-    """``streaming.source`` and its section, with the environment's values (the Kubernetes profiles take the source
-    and the Kafka settings from tributary-env, which the chart's streaming.kafka values fill)."""
-    source = streaming["source"]
-    if source not in STREAMING_SOURCES:
-        raise ConfigError(f"{path}: streaming.source must be one of {sorted(STREAMING_SOURCES)}, not {source!r}")
-    needed, section = STREAMING_SOURCES[source], streaming.get(source)
-    if needed and not (isinstance(section, dict) and needed <= set(section)):
-        have = sorted(section) if isinstance(section, dict) else section
-        raise ConfigError(f"{path}: streaming.source '{source}' needs streaming.{source} with keys {sorted(needed)}, "
-                          f"has {have}")
-    empty = sorted(key for key in needed if not str(section[key]).strip())
-    if empty:
-        raise ConfigError(f"{path}: streaming.source is '{source}' but streaming.{source}.{', '.join(empty)} is "
-                          "empty: set it in the profile or the environment variable it names (on Kubernetes, the "
-                          f"chart's streaming.{source} values; docs/streaming.md)")
-    if isinstance(streaming.get("kafka"), dict):
-        _check_kafka(streaming["kafka"], f"{path}: streaming.kafka")
+def _read_layers(name: str, profiles_dir: Path, chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The profile file ``name`` merged over the files it extends, root first."""
+    path = profiles_dir / f"{name}.yaml"
+    if name in chain:
+        raise ConfigError(f"{path}: '{EXTENDS}' loops: {' -> '.join((*chain, name))}")
+    if not path.is_file():
+        raise ConfigError(f"{profiles_dir / (chain[-1] + '.yaml')}: {EXTENDS}: '{name}' is not a file under "
+                          f"{profiles_dir}; extend one of {available_layers(profiles_dir.parent)}")
+    raw = yaml.safe_load(path.read_text())
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: not a YAML mapping")
+    parent = raw.pop(EXTENDS, None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: {EXTENDS} names one file of {profiles_dir}, without .yaml; not {parent!r}")
+    return _merge(_read_layers(parent, profiles_dir, (*chain, name)), raw)
 
 
-def _check_kafka(kafka: Mapping[str, Any], where: str) -> None:
-    """``streaming.kafka``'s keys, and a security protocol and SASL mechanism that kafka-clients knows."""
-    unknown = set(kafka) - STREAMING_SOURCES["kafka"] - KAFKA_OPTIONAL_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: "
-                          f"{sorted(STREAMING_SOURCES['kafka'] | KAFKA_OPTIONAL_KEYS)}")
-    limit = str(kafka.get("max_offsets_per_trigger", "1"))
-    if not limit.isdigit() or int(limit) < 1:
-        raise ConfigError(f"{where}.max_offsets_per_trigger must be a positive integer, not {limit!r}")
-    protocol = kafka.get("security_protocol", "PLAINTEXT")
-    if protocol not in KAFKA_SECURITY_PROTOCOLS:
-        raise ConfigError(f"{where}.security_protocol must be one of {sorted(KAFKA_SECURITY_PROTOCOLS)}, "
-                          f"not {protocol!r}")
-    if protocol.startswith("SASL_") and kafka.get("sasl_mechanism") not in KAFKA_SASL_LOGIN_MODULES:
-        raise ConfigError(f"{where}.sasl_mechanism must be one of {sorted(KAFKA_SASL_LOGIN_MODULES)} with "
-                          f"security_protocol {protocol}, not {kafka.get('sasl_mechanism')!r}")
+def _where(error: "jsonschema.ValidationError") -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "the profile"
+
+
+def _folded(key: str) -> str:
+    """A key as a typo is likely to differ from it: maxFilesPerTrigger ~ max_files_per_trigger."""
+    return key.lower().replace("_", "").replace("-", "")
+
+
+def _description(root: Mapping[str, Any], path: list[str]) -> str:
+    """The schema's description of the key at ``path`` (following ``properties`` and local ``$ref``s); "" if none."""
+    node: Mapping[str, Any] = root
+    for part in path:
+        while "$ref" in node and "properties" not in node:
+            node = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        node = node.get("properties", {}).get(part, {})
+    if "description" not in node and "$ref" in node:
+        node = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node.get("description", "")
+
+
+def _problem(error: "jsonschema.ValidationError", root: Mapping[str, Any]) -> str:
+    """One schema error as its path, what is wrong and the fix."""
+    where, schema = _where(error), error.schema
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        by_fold = {_folded(key): key for key in allowed}
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(_folded(key), list(by_fold), n=1, cutoff=0.75)
+            hints.append(f"'{key}'" + (f" (did you mean '{by_fold[close[0]]}'?)" if close else ""))
+        return (f"{where}: unknown key {', '.join(hints)}; remove it or use one of {allowed}"
+                if allowed else f"{where}: unknown key {', '.join(hints)}; it takes no keys")
+    if error.validator == "required":
+        missing = str(error.message).split("'")[1]
+        described = (schema.get("properties", {}).get(missing, {}).get("description")
+                     or _description(root, [*map(str, error.absolute_path), missing]))
+        return f"{where}: '{missing}' is missing; add it" + (f" ({described})" if described else "")
+    if error.validator == "minLength" and error.instance == "":
+        return (f"{where} is empty: set it in the profile or the environment variable it names (on Kubernetes, the "
+                "chart's values that fill tributary-env; docs/streaming.md for streaming.kafka)")
+    if error.validator == "enum":
+        return f"{where} must be one of {list(error.validator_value)}, not {error.instance!r}"
+    described = schema.get("description", "")
+    if error.validator in ("anyOf", "pattern") and described:  # the $defs that describe a format
+        return f"{where} must be {described[0].lower()}{described[1:].rstrip('.')}; not {error.instance!r}"
+    return f"{where}: {error.message}" + (f" ({described})" if described else "")
+
+
+def _schema_problems(profile: Mapping[str, Any], conf_dir: Path) -> list[str]:
+    """Every way ``profile`` breaks ``conf/profiles/schema.json``, one line each, in path order."""
+    import jsonschema
+
+    schema = json.loads((conf_dir / PROFILES_DIR / SCHEMA_FILE).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(profile), key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    return list(dict.fromkeys(_problem(e, schema) for e in errors))
+
+
+def _allocation_problems(profile: Mapping[str, Any]) -> list[str]:
+    """Dynamic allocation's bounds in order (Spark's own rule); on Kubernetes also min >= 1, because
+    SparkKubernetesOperator tests min and max for truth and drops the block when either is 0."""
+    dyn = profile["resources"]["dynamic_allocation"]
+    if not dyn["enabled"]:
+        return []
+    low, initial, high = (int(dyn[k]) for k in ("min_executors", "initial_executors", "max_executors"))
+    floor = 1 if profile["launcher"]["kind"] == "spark_kubernetes" else 0
+    if floor <= low <= initial <= high and high >= 1:
+        return []
+    on = " on Kubernetes" if floor else ""
+    return [f"resources.dynamic_allocation needs {floor} <= min_executors <= initial_executors <= max_executors{on} "
+            f"(and max_executors >= 1); has {low}, {initial}, {high}"]
 
 
 def kafka_client_options(kafka: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -282,8 +277,13 @@ class Profile:
 
 
 def available_profiles(conf_dir: Path = CONF_DIR) -> list[str]:
-    """Names of every profile file under ``conf/profiles``."""
-    return sorted(p.stem for p in (conf_dir / "profiles").glob("*.yaml"))
+    """Names of every profile under ``conf/profiles`` (not the ``_`` layers)."""
+    return sorted(p.stem for p in (conf_dir / PROFILES_DIR).glob("*.yaml") if not p.stem.startswith(LAYER_PREFIX))
+
+
+def available_layers(conf_dir: Path = CONF_DIR) -> list[str]:
+    """Names of every file a profile may extend: the layers and the profiles."""
+    return sorted(p.stem for p in (conf_dir / PROFILES_DIR).glob("*.yaml"))
 
 
 def resolve_profile_name(cli_value: str | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -313,15 +313,17 @@ def load_profile(
     env = dict(os.environ if env is None else env)
     env.setdefault("TRIBUTARY_HOME", str(REPO_ROOT))
     name = resolve_profile_name(name, env)
-    path = conf_dir / "profiles" / f"{name}.yaml"
-    if not path.is_file():
+    path = conf_dir / PROFILES_DIR / f"{name}.yaml"
+    if name.startswith(LAYER_PREFIX) or not path.is_file():
         raise ConfigError(
             f"unknown profile '{name}' (from --profile or {PROFILE_ENV}); choose one of {available_profiles(conf_dir)}"
         )
-    raw = yaml.safe_load(path.read_text())
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: not a YAML mapping")
-    _validate(raw, path)
+    raw = _read_layers(name, path.parent)
+    if raw.get("name") != name:
+        raise ConfigError(f"{path}: name '{raw.get('name')}' must equal the file name '{name}'")
     expanded = _expand_tree(raw, env, path.name)
-    _check_streaming(expanded["streaming"], path)  # with the environment's values
+    problems = _schema_problems(expanded, conf_dir) or _allocation_problems(expanded)
+    if problems:  # checked with the environment's values (the Kubernetes profiles take some from tributary-env)
+        raise ConfigError(f"{path} (with the files it extends; conf/profiles/{SCHEMA_FILE}): "
+                          + "; ".join(problems))
     return Profile(name=name, raw=expanded, catalog=_load_catalog(expanded["storage"], conf_dir))

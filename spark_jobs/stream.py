@@ -65,7 +65,6 @@ from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
 from spark_jobs.config import (
     KAFKA_PASSWORD_ENV,
     KAFKA_USERNAME_ENV,
-    STREAMING_SOURCES,
     STREAMING_TRIGGERS,
     ConfigError,
     Profile,
@@ -93,7 +92,7 @@ CHAMPION_CHECK_WAIT_S = 5.0  # a running stream's look at @champion waits this l
 TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 QUERY_ID_PROPERTY = "sql.streaming.queryId"  # set by Spark on the thread that runs a micro-batch
-KAFKA_KEYS = STREAMING_SOURCES["kafka"]
+KAFKA_KEYS = {"bootstrap_servers", "topic"}  # what the Kafka source needs (conf/profiles/schema.json)
 
 
 # --- pure transforms ------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Profiles: one switch, the same keys everywhere, fail-fast errors that say what to fix."""
+"""Profiles: one switch, one base with small overlays, one closed schema, fail-fast errors that say what to fix."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,8 @@ import yaml
 
 from spark_jobs.config import (
     CONF_DIR,
-    PROFILE_KEYS,
     ConfigError,
+    available_layers,
     available_profiles,
     kafka_client_options,
     load_profile,
@@ -26,16 +28,38 @@ def test_profiles_present():
     assert {"local", "standalone", "yarn"} <= set(available_profiles())
 
 
+SCHEMA = json.loads((CONF_DIR / "profiles" / "schema.json").read_text())
+
+
 @pytest.mark.parametrize("name", available_profiles())
-def test_every_profile_defines_the_same_keys(name):
-    raw = yaml.safe_load((CONF_DIR / "profiles" / f"{name}.yaml").read_text())
-    assert set(raw) == set(PROFILE_KEYS)
-    for key, sub in PROFILE_KEYS.items():
-        if sub:
-            assert sub <= set(raw[key]), (name, key)
+def test_every_profile_loads_whole_from_its_overlays(name):
     profile = load_profile(name, env=ENV)
     assert profile.name == name
+    assert set(profile.raw) == set(SCHEMA["required"]) == set(SCHEMA["properties"])
     assert set(profile.catalog.datasets) == set(load_profile("local", env=ENV).catalog.datasets)
+
+
+def test_layers_are_not_profiles():
+    assert {"_base", "_kubernetes", "_cloud"} <= set(available_layers())
+    assert not [name for name in available_profiles() if name.startswith("_")]
+    with pytest.raises(ConfigError, match=r"unknown profile '_base'"):
+        load_profile("_base", env=ENV)
+
+
+def test_overlays_merge_mappings_and_replace_values_and_lists():
+    base, kind, minikube = (load_profile(n, env=ENV).raw for n in ("local", "kind", "minikube"))
+    # kind and minikube are the same cluster shape: only the name and the description differ
+    assert {k: v for k, v in kind.items() if k not in ("name", "description")} == {
+        k: v for k, v in minikube.items() if k not in ("name", "description")}
+    # a mapping merges key by key: _base's Spark properties stay beside each profile's own
+    for raw in (base, kind):
+        assert raw["spark"]["conf"]["spark.sql.session.timeZone"] == "UTC"
+    assert kind["spark"]["conf"]["spark.sql.shuffle.partitions"] == "8"
+    # a list replaces: gke tolerates both GPU taints; the node selector it did not restate stays _kubernetes'
+    gke_gpu = load_profile("gke", env=ENV).launcher["node_pools"]["gpu"]
+    assert gke_gpu == {"node_selector": {"tributary.dev/pool": "gpu"},
+                       "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
+    assert load_profile("eks", env=ENV).launcher["node_pools"]["gpu"]["tolerations"][0]["operator"] == "Equal"
 
 
 def test_one_switch_precedence():
@@ -70,25 +94,92 @@ def test_unknown_dataset_is_an_error():
 
 
 def _write_profile(tmp_path: Path, body: dict) -> Path:
-    (tmp_path / "profiles").mkdir()
+    """A conf dir with the real profiles, their layers and schema, and ``x.yaml`` holding ``body``."""
+    shutil.copytree(CONF_DIR / "profiles", tmp_path / "profiles")
     (tmp_path / "catalog.yaml").write_text((CONF_DIR / "catalog.yaml").read_text())
     (tmp_path / "profiles" / "x.yaml").write_text(yaml.safe_dump(body))
     return tmp_path
 
 
+def _local() -> dict:
+    """local.yaml merged over its layers, as one flat profile (what a profile without ``extends`` holds)."""
+    return json.loads(json.dumps(load_profile("local", env=ENV).raw)) | {"name": "x"}
+
+
+@pytest.mark.parametrize(
+    ("overlay", "error"),
+    [  # the typos the issue found loading silently, each now an error with its path and the fix
+        ({"resources": {"executor_instances": 2}},
+         r"resources: unknown key 'executor_instances'; remove it or use one of \['driver_memory', "),
+        ({"resources": {"gpu": {"amout": 1}}}, r"resources.gpu: unknown key 'amout' \(did you mean 'amount'\?\)"),
+        ({"streaming": {"maxFilesPerTrigger": 5}},
+         r"streaming: unknown key 'maxFilesPerTrigger' \(did you mean 'max_files_per_trigger'\?\)"),
+        ({"resources": {"driver_memory": 2}},
+         r"resources.driver_memory: 2 is not of type 'string' \(A JVM memory size: digits and a unit"),
+        ({"resources": {"driver_memory": "2gb"}}, r"resources.driver_memory must be a JVM memory size: digits and a "
+                                                  r"unit, e.g. 512m, 4g; not '2gb'"),
+        ({"resources": {"dynamic_allocation": {"enabled": "yes"}}},
+         r"resources.dynamic_allocation.enabled: 'yes' is not of type 'boolean' \(spark.dynamicAllocation.enabled.\)"),
+        ({"spark": {"conf": {"spark.sql.shuffle.partitions": 8}}},
+         r"spark.conf.spark.sql.shuffle.partitions: 8 is not of type 'string'"),
+        ({"spark": {"conf": {"sql.shuffle.partitions": "8"}}}, r"spark.conf: 'sql.shuffle.partitions' does not match"),
+        ({"launcher": {"spark_conn_id": None}}, r"launcher.spark_conn_id: None is not of type 'string'"),
+        ({"launcher": {"namespace": "jobs"}}, r"launcher: unknown key 'namespace'; remove it or use one of \['kind', "
+                                               r"'spark_conn_id'\]"),
+        ({"streaming": {"trigger": "sometimes"}},
+         r"streaming.trigger must be one of \['available_now', 'processing_time'\], not 'sometimes'"),
+        ({"resources": {"dynamic_allocation": {"enabled": True, "min_executors": 3, "initial_executors": 1,
+                                               "max_executors": 2}}},
+         r"resources.dynamic_allocation needs 0 <= min_executors <= initial_executors <= max_executors"),
+    ],
+)
+def test_a_typo_anywhere_fails_at_load_with_its_path_and_the_fix(tmp_path, overlay, error):
+    conf = _write_profile(tmp_path, {"extends": "local", "name": "x", **overlay})
+    with pytest.raises(ConfigError, match=error) as exc:
+        load_profile("x", env=ENV, conf_dir=conf)
+    assert "x.yaml (with the files it extends; conf/profiles/schema.json)" in str(exc.value)
+
+
+def test_the_launcher_takes_exactly_its_kinds_options_and_kubernetes_needs_min_executors(tmp_path):
+    conf = _write_profile(tmp_path, {"extends": "kind", "name": "x", "launcher": {"ttl_secs": 5}})
+    (conf / "profiles" / "kind.yaml").write_text(
+        (CONF_DIR / "profiles" / "kind.yaml").read_text().replace("  ttl_seconds:", "  ttl_secs:"))
+    with pytest.raises(ConfigError, match=r"launcher: unknown key 'ttl_secs' \(did you mean 'ttl_seconds'\?\).*; "
+                                          r"launcher: 'ttl_seconds' is missing; add it \(How long finished "
+                                          r"applications stay"):
+        load_profile("x", env=ENV, conf_dir=conf)
+    zero = _write_profile(tmp_path / "zero", {"extends": "eks", "name": "x",
+                                              "resources": {"dynamic_allocation": {"min_executors": 0}}})
+    with pytest.raises(ConfigError, match=r"needs 1 <= min_executors <= .* on Kubernetes .*has 0, 2, 20"):
+        load_profile("x", env=ENV, conf_dir=zero)
+    gpu = _write_profile(tmp_path / "gpu", {"extends": "eks", "name": "x", "launcher": {"gpu": {"resource": "gpu"}}})
+    with pytest.raises(ConfigError, match=r"launcher.gpu.resource must be vendor/name, e.g. nvidia.com/gpu; not 'gpu'"):
+        load_profile("x", env=ENV, conf_dir=gpu)
+
+
+def test_extends_names_a_file_and_does_not_loop(tmp_path):
+    conf = _write_profile(tmp_path, {"extends": "locale", "name": "x"})
+    with pytest.raises(ConfigError, match=r"extends: 'locale' is not a file under .*; extend one of \['_base', "):
+        load_profile("x", env=ENV, conf_dir=conf)
+    (conf / "profiles" / "y.yaml").write_text("extends: x\nname: y\n")
+    (conf / "profiles" / "x.yaml").write_text("extends: y\nname: x\n")
+    with pytest.raises(ConfigError, match=r"'extends' loops: x -> y -> x"):
+        load_profile("x", env=ENV, conf_dir=conf)
+
+
 def test_missing_and_unknown_keys_fail(tmp_path):
-    raw = yaml.safe_load((CONF_DIR / "profiles" / "local.yaml").read_text())
-    raw["name"] = "x"
+    raw = _local()
     del raw["mlflow"]
     raw["typo_key"] = 1
     conf = _write_profile(tmp_path, raw)
-    with pytest.raises(ConfigError, match=r"missing \['mlflow'\], unknown \['typo_key'\]"):
+    with pytest.raises(ConfigError, match=r"the profile: unknown key 'typo_key'; remove it or use one of \[.*\]; "
+                                          r"the profile: 'mlflow' is missing; add it \(The MLflow tracking server "
+                                          r"and registry.\)"):
         load_profile("x", env=ENV, conf_dir=conf)
 
 
 def test_unset_variable_without_default_names_it(tmp_path):
-    raw = yaml.safe_load((CONF_DIR / "profiles" / "local.yaml").read_text())
-    raw["name"] = "x"
+    raw = _local()
     raw["mlflow"]["tracking_uri"] = "${MLFLOW_URL_FOR_TEST}"
     conf = _write_profile(tmp_path, raw)
     with pytest.raises(ConfigError, match="MLFLOW_URL_FOR_TEST is not set"):
@@ -96,10 +187,10 @@ def test_unset_variable_without_default_names_it(tmp_path):
 
 
 def test_bad_launcher_kind(tmp_path):
-    raw = yaml.safe_load((CONF_DIR / "profiles" / "local.yaml").read_text())
-    raw["name"] = "x"
+    raw = _local()
     raw["launcher"]["kind"] = "ssh"
-    with pytest.raises(ConfigError, match="launcher.kind must be one of"):
+    with pytest.raises(ConfigError, match=r"launcher.kind must be one of \['spark_submit', 'spark_kubernetes'\], "
+                                          r"not 'ssh'"):
         load_profile("x", env=ENV, conf_dir=_write_profile(tmp_path, raw))
 
 
@@ -126,29 +217,26 @@ def test_missing_jars_fail_fast_with_the_fix(tmp_path):
 @pytest.mark.parametrize(
     ("streaming", "error"),
     [
-        ({"source": "rabbitmq"}, r"streaming.source must be one of \['files', 'kafka'\]"),
-        ({"source": "kafka"}, r"streaming.source 'kafka' needs streaming.kafka with keys \['bootstrap_servers', "
-                              r"'topic'\], has None"),
-        ({"source": "kafka", "kafka": {"topic": "t"}}, r"needs streaming.kafka with keys .*, has \['topic'\]"),
+        ({"source": "rabbitmq"}, r"streaming.source must be one of \['files', 'kafka'\], not 'rabbitmq'"),
+        ({"source": "kafka"}, r"streaming: 'kafka' is missing; add it \(The Kafka topic the stream reads"),
+        ({"source": "kafka", "kafka": {"topic": "t"}}, r"streaming.kafka: 'bootstrap_servers' is missing; add it"),
         ({"kafka": {**KAFKA, "max_offset_per_trigger": 5}},
-         r"streaming.kafka: unknown keys \['max_offset_per_trigger'\]"),
+         r"streaming.kafka: unknown key 'max_offset_per_trigger' \(did you mean 'max_offsets_per_trigger'\?\)"),
         ({"kafka": {**KAFKA, "max_offsets_per_trigger": "lots"}},
-         r"streaming.kafka.max_offsets_per_trigger must be a positive integer, not 'lots'"),
+         r"streaming.kafka.max_offsets_per_trigger must be a whole number, 1 or more .*; not 'lots'"),
         ({"kafka": {**KAFKA, "security_protocol": "TLS"}},
-         r"security_protocol must be one of \['PLAINTEXT', 'SASL_PLAINTEXT'"),
+         r"security_protocol must be one of \['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'\], not 'TLS'"),
         ({"kafka": {**KAFKA, "security_protocol": "SASL_SSL"}},
-         r"sasl_mechanism must be one of \['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'\] with security_protocol "
-         r"SASL_SSL, not None"),
+         r"streaming.kafka: 'sasl_mechanism' is missing; add it \(Kafka's sasl.mechanism"),
         ({"kafka": {**KAFKA, "security_protocol": "SASL_SSL", "sasl_mechanism": "AWS_MSK_IAM"}}, r"not 'AWS_MSK_IAM'"),
         ({"source": "kafka", "kafka": {**KAFKA, "bootstrap_servers": ""}},
-         r"streaming.source is 'kafka' but streaming.kafka.bootstrap_servers is empty: set it in the profile or "),
+         r"streaming.kafka.bootstrap_servers is empty: set it in the profile or the environment variable it names"),
         ({"source": "${TRIBUTARY_STREAM_SOURCE:-kafka}", "kafka": {**KAFKA, "topic": "${NO_SUCH_TOPIC:-}"}},
          r"streaming.kafka.topic is empty"),
     ],
 )
 def test_the_stream_source_and_its_settings_are_checked_when_the_profile_loads(tmp_path, streaming, error):
-    raw = yaml.safe_load((CONF_DIR / "profiles" / "local.yaml").read_text())
-    raw["name"] = "x"
+    raw = _local()
     raw["streaming"] = {**raw["streaming"], **streaming}
     with pytest.raises(ConfigError, match=error):
         load_profile("x", env=ENV, conf_dir=_write_profile(tmp_path, raw))
@@ -173,7 +261,7 @@ def test_kubernetes_profiles_switch_the_stream_to_kafka_from_the_environment(nam
     assert (kafka["security_protocol"], kafka["sasl_mechanism"]) == KUBERNETES_KAFKA[name]
     assert kafka["bootstrap_servers"] == "b-1.example:9096" and kafka["topic"] == "tributary-transactions"
     env["TRIBUTARY_KAFKA_MAX_OFFSETS"] = "0"
-    with pytest.raises(ConfigError, match="max_offsets_per_trigger must be a positive integer, not '0'"):
+    with pytest.raises(ConfigError, match="max_offsets_per_trigger must be a whole number, 1 or more .*; not '0'"):
         load_profile(name, env=env)
 
 
@@ -197,3 +285,15 @@ def test_kafka_client_options_authenticate_from_the_environment_only():
     plain = kafka_client_options({**sasl, "sasl_mechanism": "PLAIN"}, env={"TRIBUTARY_KAFKA_USERNAME": "u",
                                                                            "TRIBUTARY_KAFKA_PASSWORD": "p"})
     assert plain["kafka.sasl.jaas.config"].startswith("org.apache.kafka.common.security.plain.PlainLoginModule ")
+
+
+def test_the_schema_gives_every_workload_class_its_pool_priority_class_and_static_executors():
+    """conf/workloads.yaml names launcher keys (a pool, a priority class, a static-executor count for the classes
+    without dynamic allocation) that every Kubernetes profile must then have: the schema requires exactly those."""
+    from spark_jobs.registry import load_workloads
+
+    kubernetes = SCHEMA["$defs"]["spark_kubernetes"]["properties"]
+    workloads = load_workloads().values()
+    assert {w.executor_pool for w in workloads} | {"driver"} == set(kubernetes["node_pools"]["required"])
+    assert {w.priority_class for w in workloads} == set(kubernetes["priority_classes"]["required"])
+    assert {w.name for w in workloads if not w.dynamic_allocation} == set(kubernetes["static_executors"]["required"])

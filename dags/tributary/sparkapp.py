@@ -70,12 +70,6 @@ RESTART_NEVER = {"type": "Never"}
 RESTART_ALWAYS = {"type": "Always", "onFailureRetryInterval": 10, "onSubmissionFailureRetryInterval": 60}
 RESTART_POLICIES = {"Never": RESTART_NEVER, "Always": RESTART_ALWAYS}  # conf/workloads.yaml's restart_policy
 
-POOL_KEYS = {"node_selector", "tolerations"}
-# secret_env: Secrets the stream's driver reads its environment from when they exist (the Kafka credentials).
-STREAMING_APP_KEYS = {"name", "helm_release", "helm_namespace", "secret_env"}
-NODE_POOLS = {"driver", "cpu", "gpu"}
-
-
 @lru_cache(maxsize=1)
 def _template() -> jinja2.Template:
     env = jinja2.Environment(
@@ -93,33 +87,13 @@ def _template() -> jinja2.Template:
 
 
 def _check_launcher(profile: Profile) -> Mapping[str, Any]:
-    """The ``launcher`` section of a ``spark_kubernetes`` profile, with its nested shapes checked."""
+    """The ``launcher`` section of a ``spark_kubernetes`` profile. Its shape (node pools, GPU, priority classes,
+    static executors, CPU requests, the stream's application) and dynamic allocation's bounds were checked when the
+    profile loaded, against conf/profiles/schema.json."""
     launcher = profile.launcher
-    where = f"profile '{profile.name}' launcher"
     if launcher.get("kind") != "spark_kubernetes":
-        raise ConfigError(f"{where}.kind is '{launcher.get('kind')}'; SparkApplications need 'spark_kubernetes'")
-    pools = launcher["node_pools"]
-    if set(pools) != NODE_POOLS or any(set(p) != POOL_KEYS for p in pools.values()):
-        raise ConfigError(f"{where}.node_pools needs exactly {sorted(NODE_POOLS)}, each with {sorted(POOL_KEYS)}")
-    if set(launcher["gpu"]) != {"resource", "discovery_script", "simulated"} or "/" not in launcher["gpu"]["resource"]:
-        raise ConfigError(
-            f"{where}.gpu needs 'resource' (vendor/name, e.g. nvidia.com/gpu), 'discovery_script' and 'simulated'"
-        )
-    if set(launcher["priority_classes"]) != {"batch", "streaming"}:
-        raise ConfigError(f"{where}.priority_classes needs exactly 'batch' and 'streaming'")
-    if set(launcher["static_executors"]) != {"gpu", "streaming"}:
-        raise ConfigError(f"{where}.static_executors needs exactly 'gpu' and 'streaming'")
-    if set(launcher["cpu_requests"]) != {"driver", "executor"}:
-        raise ConfigError(f"{where}.cpu_requests needs exactly 'driver' and 'executor' (Kubernetes CPU quantities)")
-    if set(launcher["streaming_app"]) != STREAMING_APP_KEYS:
-        raise ConfigError(f"{where}.streaming_app needs exactly {sorted(STREAMING_APP_KEYS)}")
-    dyn = profile.resources["dynamic_allocation"]
-    # SparkKubernetesOperator rejects dynamic allocation whose min or max is 0 (it tests them for truth).
-    if dyn["enabled"] and not (1 <= dyn["min_executors"] <= dyn["initial_executors"] <= dyn["max_executors"]):
-        raise ConfigError(
-            f"profile '{profile.name}': resources.dynamic_allocation needs 1 <= min_executors <= initial_executors "
-            "<= max_executors on Kubernetes"
-        )
+        raise ConfigError(f"profile '{profile.name}' launcher.kind is '{launcher.get('kind')}'; SparkApplications "
+                          "need 'spark_kubernetes'")
     return launcher
 
 
