@@ -1,6 +1,7 @@
 """The ``spark_kubernetes`` launcher builder: a job becomes a spark-operator SparkApplication.
 
-Registered with ``tributary.launcher.builder``; the DAG files are the same on every profile and never name it.
+``tributary.launcher.BUILDERS`` maps ``spark_kubernetes`` to ``build``; the DAG files are the same on every profile
+and never name it.
 The spec is ``tributary.sparkapp.render_application`` (template + profile + job registry), passed as
 ``template_spec``; ``make render`` writes the same specs, so what the DAG submits is what was validated offline.
 
@@ -23,7 +24,6 @@ from typing import Any, Sequence
 
 from spark_jobs.config import Profile
 from spark_jobs.registry import Job
-from tributary.launcher import builder
 from tributary.sparkapp import render_application
 
 
@@ -45,8 +45,8 @@ def operator_options(profile: Profile) -> dict[str, Any]:
     }
 
 
-@builder("spark_kubernetes")
-def _spark_kubernetes(job: Job, task_id: str, args: Sequence[str], profile: Profile, **kwargs: Any):
+def build(job: Job, task_id: str, args: Sequence[str], profile: Profile, **kwargs: Any):
+    """The task that runs ``job`` as a SparkApplication: the stream's ensure-operator, or SparkKubernetesOperator."""
     spec = render_application(job, profile, args)
     if job.workload_class.long_running:
         from tributary.streaming_operator import EnsureSparkApplicationOperator

@@ -6,10 +6,10 @@ DAG files call ``launch("ingest", args=[...])`` and never name a cluster manager
 - ``spark_submit`` (local, standalone, yarn): the Apache Spark provider's ``SparkSubmitOperator``, with the
   master from the Airflow connection ``launcher.spark_conn_id`` and every Spark setting from
   ``spark_jobs.session.spark_conf`` (the same dict the jobs' own session factory uses).
-- ``spark_kubernetes``: registered by the Kubernetes packaging (SparkKubernetesOperator + SparkApplication).
+- ``spark_kubernetes``: ``tributary.kubernetes.build`` (SparkKubernetesOperator + SparkApplication).
 
-Adding a cluster manager means registering a builder here, not editing DAGs. Parse-time cost: two small YAML
-files; no connections, no DB, no Spark.
+``BUILDERS`` is the explicit table of both. Adding a cluster manager means adding a row to it, not editing DAGs.
+Parse-time cost: a few small YAML files; no connections, no DB, no Spark.
 """
 
 from __future__ import annotations
@@ -24,22 +24,12 @@ from airflow.sdk import Asset
 from spark_jobs.config import Profile, load_profile
 from spark_jobs.registry import Job, get_job
 from spark_jobs.session import spark_conf
+from tributary import kubernetes
 
 # Unique per DAG run and per try, so a retry never collides with the attempt it replaces.
 RUN_SUFFIX = "{{ ti.dag_id }}-{{ ti.run_id }}-{{ ti.try_number }}"
 
 Builder = Callable[..., Any]
-BUILDERS: dict[str, Builder] = {}
-
-
-def builder(kind: str) -> Callable[[Builder], Builder]:
-    """Register the operator builder for a ``launcher.kind``."""
-
-    def register(fn: Builder) -> Builder:
-        BUILDERS[kind] = fn
-        return fn
-
-    return register
 
 
 @lru_cache(maxsize=None)
@@ -73,7 +63,6 @@ def defer_module(name: str) -> None:
     setattr(sys.modules[parent], child, module)
 
 
-@builder("spark_submit")
 def _spark_submit(job: Job, task_id: str, args: Sequence[str], profile: Profile, **kwargs: Any):
     defer_module("airflow.providers.cncf.kubernetes.kube_client")
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -89,6 +78,10 @@ def _spark_submit(job: Job, task_id: str, args: Sequence[str], profile: Profile,
         env_vars={"TRIBUTARY_PROFILE": profile.name},
         **kwargs,
     )
+
+
+# launcher.kind -> the function that builds a job's task on it (conf/profiles/schema.json lists the same kinds).
+BUILDERS: dict[str, Builder] = {"spark_submit": _spark_submit, "spark_kubernetes": kubernetes.build}
 
 
 def launch(
@@ -110,4 +103,3 @@ def launch(
     operator_kwargs.setdefault("inlets", [dataset_asset(d) for d in job.inputs])
     operator_kwargs.setdefault("outlets", [dataset_asset(d) for d in job.outputs])
     return BUILDERS[kind](job, task_id or job.name, list(args), profile, **operator_kwargs)
-from tributary import kubernetes as _kubernetes  # noqa: E402,F401  registers spark_kubernetes
