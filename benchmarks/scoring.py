@@ -99,7 +99,8 @@ def register_champion(spark: Any, tracking_uri: str, artifacts: Path) -> Any:
     from spark_jobs.features import FEATURE_COLUMNS
     from spark_jobs.model import TrainConfig
     from spark_jobs.scoring import CHAMPION_ALIAS, ChampionModel
-    from spark_jobs.train import LABEL, train_and_register
+    from spark_jobs.dataset import LABEL
+    from spark_jobs.train import train_and_register
 
     rows = feature_frame(spark, 4_000, 1).toPandas()
     rng = np.random.default_rng(7)

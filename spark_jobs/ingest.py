@@ -5,7 +5,7 @@ Run by hand::
     python -m spark_jobs.ingest --profile local                               # everything under landing_batch
     python -m spark_jobs.ingest --batch-id 2026-11-01-seed42 --as-of 2026-11-21T00:00:00Z
 
-Each landed line ends up in exactly one place (``validation.validate_lines`` / ``deduplicate``):
+Each landed line ends up in exactly one place (``validation.validate_lines``, then ``bronze.plan_ingest``):
 
 - **ingested**: valid, first of its ``transaction_id`` in the run, and not yet in bronze -> MERGEd into
   ``bronze_transactions`` on ``transaction_id``;
@@ -22,17 +22,14 @@ new version (only the audit log grows by one row per run).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
-from functools import reduce
-
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
-from spark_jobs.schema import INGEST_AUDIT_SCHEMA, QUARANTINE_SCHEMA
-from spark_jobs.validation import conform, deduplicate, utc, validate_lines
+from spark_jobs.bronze import ReconciliationError, new_quarantine, outcome_counts, plan_ingest, reconcile
+from spark_jobs.schema import INGEST_AUDIT_SCHEMA
+from spark_jobs.validation import utc, validate_lines
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -42,68 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BRONZE, QUARANTINE, AUDIT, LANDING = "bronze_transactions", "quarantine_transactions", "ingest_audit", "landing_batch"
-
-
-class ReconciliationError(ValueError):
-    """The landed rows do not add up to ingested + quarantined + duplicates."""
-
-
-@dataclass(frozen=True)
-class IngestPlan:
-    """Where each landed line goes: new bronze rows, quarantine rows, dropped duplicates."""
-
-    new: DataFrame
-    quarantine: DataFrame
-    duplicates: DataFrame
-
-
-def plan_ingest(valid: DataFrame, quarantine: DataFrame, existing_ids: DataFrame) -> IngestPlan:
-    """Route the output of ``validate_lines`` against the ids already in bronze (``existing_ids``, one column
-    ``transaction_id``).
-
-    ``new`` holds the rows to insert (``BRONZE_SCHEMA``); ``quarantine`` every invalid row (``QUARANTINE_SCHEMA``);
-    ``duplicates`` the valid rows dropped as repeats within the run or as ids already in bronze.
-    """
-    unique, repeats = deduplicate(valid)
-    new = unique.join(existing_ids, "transaction_id", "left_anti")
-    present = unique.join(existing_ids, "transaction_id", "left_semi")
-    return IngestPlan(new=conform(new), quarantine=quarantine, duplicates=repeats.unionByName(present))
-
-
-def new_quarantine(quarantine: DataFrame, existing_quarantine_ids: DataFrame) -> DataFrame:
-    """The quarantine rows whose ``quarantine_id`` is not in ``existing_quarantine_ids`` yet."""
-    return conform(quarantine.join(existing_quarantine_ids, "quarantine_id", "left_anti"), QUARANTINE_SCHEMA)
-
-
-def outcome_counts(lines: DataFrame, plan: IngestPlan, quarantine_new: DataFrame) -> DataFrame:
-    """Row counts per outcome in one pass: ``landed``, ``ingested``, ``duplicate``, ``quarantined_new`` and
-    ``quarantined:<reason>``; columns ``outcome``, ``count``."""
-    labelled = [
-        lines.select(F.lit("landed").alias("outcome")),
-        plan.new.select(F.lit("ingested").alias("outcome")),
-        plan.duplicates.select(F.lit("duplicate").alias("outcome")),
-        plan.quarantine.select(F.concat(F.lit("quarantined:"), "reason").alias("outcome")),
-        quarantine_new.select(F.lit("quarantined_new").alias("outcome")),
-    ]
-    return reduce(DataFrame.unionByName, labelled).groupBy("outcome").count()
-
-
-def reconcile(outcomes: dict[str, int]) -> dict[str, Any]:
-    """Reconciliation from ``outcome_counts`` rows; raises ``ReconciliationError`` unless
-    landed = ingested + quarantined + duplicates."""
-    reasons = {k.split(":", 1)[1]: n for k, n in sorted(outcomes.items()) if k.startswith("quarantined:")}
-    counts = {
-        "rows_landed": outcomes.get("landed", 0),
-        "rows_ingested": outcomes.get("ingested", 0),
-        "rows_quarantined": sum(reasons.values()),
-        "rows_duplicate": outcomes.get("duplicate", 0),
-    }
-    if counts["rows_landed"] != counts["rows_ingested"] + counts["rows_quarantined"] + counts["rows_duplicate"]:
-        raise ReconciliationError(
-            "reconciliation failed: landed {rows_landed} != ingested {rows_ingested} + quarantined "
-            "{rows_quarantined} + duplicates {rows_duplicate}".format(**counts)
-        )
-    return {**counts, "rows_quarantined_new": outcomes.get("quarantined_new", 0), "quarantine_reasons": reasons}
 
 
 def _existing(spark: "SparkSession", catalog: "Catalog", name: str, key: str) -> tuple[DataFrame, int | None]:

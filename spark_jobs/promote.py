@@ -34,11 +34,11 @@ import yaml
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, optional, parse_job_args
 from spark_jobs.config import REPO_ROOT
+from spark_jobs.dataset import FEATURE_TABLE, collect_split, time_split, to_xy
 from spark_jobs.features import FEATURE_COLUMNS
 from spark_jobs.model import METRIC_NAMES, evaluate, predict_proba
 from spark_jobs.session import build_session
 from spark_jobs.tracking import CHALLENGER_ALIAS, CHAMPION_ALIAS, TrackingUnavailable, configure_mlflow
-from spark_jobs.train import FEATURE_TABLE, collect_split, time_split, to_xy
 
 if TYPE_CHECKING:
     import numpy as np

@@ -1,7 +1,7 @@
 """Structured Streaming scoring: newly landed transactions -> bronze + quarantine + ``stream_predictions``.
 
 Each micro-batch of landed JSON lines goes through the same validation, quarantine and de-duplication as
-``spark_jobs.ingest`` (``validation.validate_lines``, ``ingest.plan_ingest`` and its reconciliation
+``spark_jobs.ingest`` (``validation.validate_lines``, ``bronze.plan_ingest`` and its reconciliation
 landed = ingested + quarantined + duplicates). Valid new transactions are MERGEd into ``bronze_transactions`` and
 rejected lines into ``quarantine_transactions``; the new transactions are featurised with bronze as history
 (``features.features_for_new``) and scored with the MLflow ``@champion``, and the scores MERGEd into
@@ -70,8 +70,8 @@ from spark_jobs.config import (
     Profile,
     kafka_client_options,
 )
+from spark_jobs.bronze import IngestPlan, outcome_counts, plan_ingest, reconcile
 from spark_jobs.features import features_for_new, history_since
-from spark_jobs.ingest import IngestPlan, outcome_counts, plan_ingest, reconcile
 from spark_jobs.schema import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 from spark_jobs.scoring import ChampionModel, NoChampionError, resolve_champion, score_features
 from spark_jobs.session import build_session
@@ -125,7 +125,7 @@ def existing_ids(lines: DataFrame, bronze: DataFrame) -> DataFrame:
 
 def prepare_batch(lines: DataFrame, bronze: DataFrame, as_of: datetime) -> IngestPlan:
     """Validate, quarantine and de-duplicate landed ``lines`` (``value``, ``source_file``) exactly as ingest
-    does (``validation.validate_lines``, then ``ingest.plan_ingest``), against the ``bronze`` ids from
+    does (``validation.validate_lines``, then ``bronze.plan_ingest``), against the ``bronze`` ids from
     ``existing_ids``."""
     valid, quarantine = validate_lines(lines, as_of)
     return plan_ingest(valid, quarantine, existing_ids(lines, bronze))

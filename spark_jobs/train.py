@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any, Sequence
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
+from spark_jobs.dataset import FEATURE_TABLE, collect_split, time_split, to_xy
 from spark_jobs.features import FEATURE_COLUMNS
 from spark_jobs.interval import Interval, add_interval_args, interval_from_args
 from spark_jobs.model import TrainConfig, evaluate, fit, pr_curve_figure, predict_proba
@@ -39,43 +37,12 @@ from spark_jobs.session import build_session
 from spark_jobs.tracking import CHALLENGER_ALIAS, TrackingUnavailable, configure_mlflow
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
-FEATURE_TABLE = "features_card"
-LABEL = "is_fraud"
 MODEL_ARTIFACT = "model"
 PR_CURVE_ARTIFACT = "plots/pr_curve.png"
 DEFAULT_HOLDOUT_FRACTION = 0.2
 DEFAULT_TARGET_PRECISION = 0.8
-_QUANTILE_ACCURACY = 1_000_000  # percentile_approx relative error 1e-6: exact at this project's sizes
-
-
-def time_split(df: DataFrame, holdout_fraction: float) -> tuple[DataFrame, DataFrame]:
-    """Split by ``event_time``: (earlier rows for training, the latest ``holdout_fraction`` for the holdout).
-
-    The cut is one timestamp: every training row is at or before it and every holdout row strictly after it, so
-    rows sharing a timestamp never straddle the split (the holdout can be slightly smaller than the fraction).
-    Lazy: the cut is a one-row aggregate cross-joined back, no action runs here.
-    """
-    if not 0.0 < holdout_fraction < 1.0:
-        raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
-    ts = F.unix_micros(F.col("event_time"))
-    cut = df.agg(F.percentile_approx(ts, 1.0 - holdout_fraction, _QUANTILE_ACCURACY).alias("_cut_us"))
-    marked = df.crossJoin(F.broadcast(cut)).withColumn("_holdout", ts > F.col("_cut_us"))
-    columns = df.columns
-    return marked.where(~F.col("_holdout")).select(*columns), marked.where(F.col("_holdout")).select(*columns)
-
-
-def to_xy(rows: "pd.DataFrame") -> tuple["np.ndarray", "np.ndarray"]:
-    """Raw feature matrix (float32, ``FEATURE_COLUMNS`` order) and labels, in a deterministic row order."""
-    ordered = rows.sort_values(["event_time", "transaction_id"], kind="mergesort")
-    return ordered[FEATURE_COLUMNS].to_numpy(dtype="float32"), ordered[LABEL].to_numpy(dtype="float32")
-
-
-def collect_split(split: DataFrame) -> "pd.DataFrame":
-    """The columns training needs, collected to the driver (see the scaling limit in the module docstring)."""
-    return split.select("transaction_id", "event_time", LABEL, *FEATURE_COLUMNS).toPandas()
 
 
 def pip_requirements() -> list[str]:

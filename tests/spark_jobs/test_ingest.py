@@ -1,19 +1,15 @@
-"""Ingest: the generate -> ingest slice, reconciliation, idempotent re-runs, and the pure planning transforms."""
+"""Ingest: the generate -> ingest slice, reconciliation, idempotent re-runs (its transforms: test_bronze.py)."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from pyspark.sql import Row
 from pyspark.sql import functions as F
-from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs import generate, ingest
 from spark_jobs.io import read_table
-from spark_jobs.validation import validate_lines
 
 AS_OF = "2026-11-21T00:00:00Z"
 GOOD = {"transaction_id": "t1", "card_id": "c1", "merchant_id": "m1", "merchant_category": "grocery", "amount": 12.5,
@@ -98,40 +94,3 @@ def test_bad_as_of_is_a_usage_error(local_profile):
     with pytest.raises(SystemExit) as exc:
         ingest.main(["--as-of", "yesterday"])
     assert exc.value.code == 2
-
-
-# --- pure transforms ---------------------------------------------------------------------------------------------
-
-
-def test_plan_ingest_splits_new_quarantine_and_duplicates(spark):
-    lines = spark.createDataFrame(
-        [(json.dumps({**GOOD, "transaction_id": i}), "f") for i in ("old", "new", "new")] + [("{", "f")],
-        "value string, source_file string",
-    )
-    existing = spark.createDataFrame([("old",), ("other",)], "transaction_id string")
-    plan = ingest.plan_ingest(*validate_lines(lines, datetime(2026, 11, 21, tzinfo=timezone.utc)), existing)
-    assert [r["transaction_id"] for r in plan.new.collect()] == ["new"]
-    assert sorted(r["transaction_id"] for r in plan.duplicates.collect()) == ["new", "old"]
-    assert [r["reason"] for r in plan.quarantine.collect()] == ["malformed_json"]
-
-    counts = ingest.outcome_counts(lines, plan, plan.quarantine)
-    expected = [("landed", 4), ("ingested", 1), ("duplicate", 2), ("quarantined:malformed_json", 1),
-                ("quarantined_new", 1)]
-    assertDataFrameEqual(counts, [Row(outcome=o, count=n) for o, n in expected])
-
-
-def test_new_quarantine_skips_known_ids(spark):
-    lines = spark.createDataFrame([("{a", "f"), ("{b", "f")], "value string, source_file string")
-    _, quarantine = validate_lines(lines, datetime(2026, 11, 21))
-    known = quarantine.where("raw_record = '{a'").select("quarantine_id")
-    assert [r["raw_record"] for r in ingest.new_quarantine(quarantine, known).collect()] == ["{b"]
-
-
-def test_reconcile_checks_the_books():
-    ok = ingest.reconcile({"landed": 5, "ingested": 2, "duplicate": 1, "quarantined:negative_amount": 1,
-                           "quarantined:malformed_json": 1, "quarantined_new": 1})
-    assert ok == {"rows_landed": 5, "rows_ingested": 2, "rows_quarantined": 2, "rows_duplicate": 1,
-                  "rows_quarantined_new": 1,
-                  "quarantine_reasons": {"malformed_json": 1, "negative_amount": 1}}
-    with pytest.raises(ingest.ReconciliationError, match="landed 5 != ingested 2"):
-        ingest.reconcile({"landed": 5, "ingested": 2, "duplicate": 1})
