@@ -268,7 +268,9 @@ def rendered(job: str, name: str, **params: str) -> dict[str, Any]:
     spec = yaml.safe_load(text)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters["ts"] = lambda value: value
-    context = {"params": params, "data_interval_end": params.get("data_interval_end", "2026-12-01T00:00:00+00:00")}
+    due = params.get("data_interval_end", "2026-12-01T00:00:00+00:00")
+    context = {"params": params, "data_interval_start": params.get("data_interval_start", ""), "data_interval_end": due,
+               "dag_run": {"run_after": due}}
     spec["spec"]["arguments"] = [env.from_string(a).render(**context) for a in spec["spec"].get("arguments", [])]
     if "{{" in spec["metadata"]["name"]:
         spec["metadata"]["name"] = name

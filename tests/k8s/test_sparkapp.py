@@ -7,6 +7,7 @@ breaks a scheduling fact fails here.
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 from types import SimpleNamespace
 
@@ -16,7 +17,7 @@ import pytest
 from spark_jobs.config import ConfigError, load_profile
 from spark_jobs.registry import get_job, load_jobs
 from spark_jobs.session import spark_conf
-from tests.k8s.conftest import PROFILES
+from tests.k8s.conftest import PROFILES, REPO_ROOT
 from tributary.sparkapp import K8S_RUN_SUFFIX, render_application
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -164,3 +165,17 @@ def test_only_kubernetes_profiles_render_applications():
     (conf/profiles/schema.json; tests/test_config.py); rendering checks only that the profile is a Kubernetes one."""
     with pytest.raises(ConfigError, match="launcher.kind is 'spark_submit'; SparkApplications need 'spark_kubernetes'"):
         render_application(get_job("ingest"), load_profile("local"))
+
+
+def test_the_cluster_runs_fill_every_template_of_the_rendered_applications(rendered, monkeypatch):
+    """scripts/cluster_platform.rendered fills a rendered application's Airflow templates as the operator would
+    (`make cluster-run` submits its summary application that way): every template each job's arguments use must be
+    in its context (a new one, dag_run.run_after, once failed there)."""
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    import cluster_platform
+
+    monkeypatch.setattr(cluster_platform, "RENDERED", rendered / "kind" / "sparkapplications")
+    for job in load_jobs():
+        spec = cluster_platform.rendered(job, f"tributary-{job}-x", batch_id="b", full_refresh=True, epochs=3, seed=42,
+                                         promote_version="")
+        assert not [a for a in spec["spec"]["arguments"] if "{{" in a or "{%" in a], (job, spec["spec"]["arguments"])
