@@ -121,7 +121,7 @@ def test_the_profile_names_the_broker_and_checks_its_settings(monkeypatch: pytes
     assert profile.catalog.uri("stream_checkpoint") != load_profile("local").catalog.uri("stream_checkpoint")
     assert profile.streaming["kafka"]["security_protocol"] == "PLAINTEXT"
     monkeypatch.setenv("TRIBUTARY_KAFKA_MAX_OFFSETS", "lots")
-    with pytest.raises(ConfigError, match="max_offsets_per_trigger must be a positive integer, not 'lots'"):
+    with pytest.raises(ConfigError, match="max_offsets_per_trigger must be a whole number, 1 or more .*; not 'lots'"):
         load_profile("local-kafka")
     monkeypatch.setenv("TRIBUTARY_KAFKA_MAX_OFFSETS", "10")
     monkeypatch.setenv("TRIBUTARY_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
