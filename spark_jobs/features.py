@@ -57,7 +57,7 @@ Run by hand (reads ``bronze_transactions``; without an interval it fully recompu
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
@@ -231,7 +231,7 @@ def features_for_new(history: DataFrame, new: DataFrame) -> DataFrame:
     return features.join(new_rows.select("transaction_id"), "transaction_id", "left_semi")
 
 
-def history_since(bronze: DataFrame, since: Any, until: Any = None) -> DataFrame:
+def history_since(bronze: DataFrame, since: datetime | None, until: datetime | None = None) -> DataFrame:
     """The rows of ``bronze`` a feature of a row at ``since`` or later (and before ``until``) can see: from
     ``LOOKBACK_SECONDS`` before ``since``. Literal bounds, so Delta skips files by their ``event_time`` statistics;
     ``features_for_new`` prunes further, per card."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from pyspark.sql import DataFrame
 
 from spark_jobs.bronze import ReconciliationError, new_quarantine, outcome_counts, plan_ingest, reconcile
+from spark_jobs.interval import utc_datetime
 from spark_jobs.schema import INGEST_AUDIT_SCHEMA
 from spark_jobs.validation import utc, validate_lines
 
@@ -89,7 +90,7 @@ def audit_frame(spark: "SparkSession", result: dict[str, Any], run_at: datetime)
 
 
 def _as_of(text: str) -> datetime:
-    return utc(datetime.fromisoformat(text)) if text else datetime.now(timezone.utc)
+    return utc_datetime(text) if text.strip() else datetime.now(timezone.utc)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

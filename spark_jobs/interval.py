@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from spark_jobs.cli import optional
+from spark_jobs.validation import utc
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 
 def utc_datetime(text: str) -> datetime:
-    """Parse an ISO-8601 timestamp; a naive one is taken as UTC."""
+    """Parse an ISO-8601 timestamp, in UTC (``validation.utc``: a naive one is taken as UTC)."""
     try:
-        value = datetime.fromisoformat(text.strip())
+        return utc(datetime.fromisoformat(text.strip()))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 timestamp: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class Interval:
 
     def __post_init__(self) -> None:
         if self.start is not None and self.end is not None and self.start >= self.end:
-            raise ValueError(f"the interval is empty: --start {self.start.isoformat()} is not before "
-                             f"--end {self.end.isoformat()}; pass a start earlier than the end")
+            raise ValueError(f"the interval is empty: start {self.start.isoformat()} is not before end "
+                             f"{self.end.isoformat()}")
 
     @property
     def is_everything(self) -> bool:
@@ -73,8 +73,10 @@ def interval_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace
     """The parsed ``--<prefix>start``/``--<prefix>end``; an empty interval exits 2 with what to fix, like a bad
     flag."""
     dest = prefix.replace("-", "_")
+    start, end = getattr(args, f"{dest}start"), getattr(args, f"{dest}end")
     try:
-        return Interval(getattr(args, f"{dest}start"), getattr(args, f"{dest}end"))
-    except ValueError as exc:
-        parser.error(str(exc).replace("--start", f"--{prefix}start").replace("--end", f"--{prefix}end"))
+        return Interval(start, end)
+    except ValueError:
+        parser.error(f"the interval is empty: --{prefix}start {start.isoformat()} is not before --{prefix}end "
+                     f"{end.isoformat()}; pass a start earlier than the end")
         raise  # parser.error exits; this line only satisfies type checkers

@@ -29,6 +29,7 @@ def test_select_is_half_open_and_a_missing_bound_is_open(spark: SparkSession) ->
 def test_utc_datetime_parses_z_and_naive_as_utc() -> None:
     assert utc_datetime("2026-11-01T00:00:00Z") == datetime(2026, 11, 1, tzinfo=UTC)
     assert utc_datetime("2026-11-01") == datetime(2026, 11, 1, tzinfo=UTC)
+    assert utc_datetime("2026-11-01T01:00:00+01:00").tzinfo == UTC  # an offset is converted, not kept
     with pytest.raises(argparse.ArgumentTypeError, match="ISO-8601"):
         utc_datetime("yesterday")
 
