@@ -1,13 +1,15 @@
 # syntax=docker/dockerfile:1.7
 # Tributary's images, one Dockerfile, three targets (`make images` builds them; docs/kubernetes.md):
 #
-#   spark    the runtime of every SparkApplication: the jobs (spark_jobs/), conf/, the Python dependencies of the
-#            `jobs` group of uv.lock (pyspark's Spark 4.2, delta-spark, torch, mlflow), the JVM jars of the single
-#            pinned list conf/jars/pom.xml fetched by the same script as `make jars`, a JRE, the GPU discovery script
-#            and the Kubernetes entrypoint; runs as the non-root user spark (uid 185).
+#   spark    the runtime of every SparkApplication: the jobs (spark_jobs/), the platform package they read their
+#            profile with (tributary/), conf/, the Python dependencies of the `jobs` group of uv.lock (pyspark's
+#            Spark 4.2, delta-spark, torch, mlflow), the JVM jars of the single pinned list conf/jars/pom.xml fetched
+#            by the same script as `make jars`, a JRE, the GPU discovery script and the Kubernetes entrypoint; runs as
+#            the non-root user spark (uid 185).
 #   airflow  Airflow 3 with the cncf.kubernetes and apache.spark providers, from the `airflow` group of uv.lock (no
-#            Spark, no PyTorch), the DAGs, the launcher and the profiles; runs as uid 50000, gid 0, like the
-#            official image the Apache Airflow chart expects (AIRFLOW_HOME /opt/airflow, `airflow` on PATH).
+#            Spark, no PyTorch), the DAGs (dags/), the platform package (tributary/: launcher, profiles, registry,
+#            renderer) and conf/, not the job code; runs as uid 50000, gid 0, like the official image the Apache
+#            Airflow chart expects (AIRFLOW_HOME /opt/airflow, `airflow` on PATH).
 #   mlflow   the MLflow tracking server (hash-locked docker/mlflow/requirements.txt); non-root.
 #
 # The bases are build arguments with public, pinned defaults. Where Docker Hub and ghcr.io cannot be reached (CI
@@ -70,6 +72,7 @@ RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
 COPY --from=jars /opt/tributary/jars /opt/tributary/jars
 COPY conf/ /opt/tributary/conf/
 COPY mlflow/ /opt/tributary/mlflow/
+COPY tributary/ /opt/tributary/tributary/
 COPY spark_jobs/ /opt/tributary/spark_jobs/
 COPY --chmod=0755 docker/spark/entrypoint.sh docker/spark/gpu-discovery.sh docker/spark/land-sample.py /opt/tributary/bin/
 WORKDIR /opt/tributary
@@ -97,7 +100,7 @@ RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
     && rm /tmp/requirements.txt
 COPY --chown=50000:0 conf/ /opt/tributary/conf/
 COPY --chown=50000:0 k8s/templates/ /opt/tributary/k8s/templates/
-COPY --chown=50000:0 spark_jobs/ /opt/tributary/spark_jobs/
+COPY --chown=50000:0 tributary/ /opt/tributary/tributary/
 COPY --chown=50000:0 dags/ /opt/tributary/dags/
 WORKDIR /opt/airflow
 USER 50000:0

@@ -174,7 +174,7 @@ class FeatureBench:
         ``stop``."""
         import duckdb
 
-        from spark_jobs.config import load_profile
+        from tributary.config import load_profile
         from spark_jobs.session import build_session
 
         self.work = work

@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from spark_jobs.config import REPO_ROOT
+from tributary.config import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 REPEATS = 3

@@ -42,7 +42,7 @@ PROFILE = "local"
 
 
 def importable(folder: str) -> None:
-    """This checkout's ``folder`` (dags/, scripts/) on the import path, as Airflow and ``make run`` have it."""
+    """This checkout's ``folder`` (scripts/) on the import path, as ``make run`` has it."""
     if str(REPO_ROOT / folder) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT / folder))
 
@@ -65,8 +65,7 @@ def fresh_home(work: Path, name: str) -> Path:
 
 def airflow_env_for(home: Path) -> dict[str, str]:
     """What ``scripts/run_local.py`` gives Airflow and its spark-submits, for state directory ``home``."""
-    importable("dags")
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
     from tributary.local_env import airflow_env
 
     return airflow_env(load_profile(PROFILE), home / "airflow", base=home_env(home))
@@ -106,7 +105,6 @@ def orchestrated(rows: int, home: Path) -> dict[str, Any]:
 
 def load_dag():
     """fraud_pipeline, from its DAG file (on the profile ``TRIBUTARY_PROFILE`` names)."""
-    importable("dags")
     spec = importlib.util.spec_from_file_location("bench_fraud_pipeline", REPO_ROOT / "dags" / "fraud_pipeline.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -139,9 +137,9 @@ def job_args(batch_id: str, as_of: str, params: dict[str, Any]) -> dict[str, lis
 
 def submit_command(job_name: str, args: list[str]) -> list[str]:
     """The spark-submit line the launcher's SparkSubmitOperator runs for ``job_name`` on the local profile."""
-    from spark_jobs.config import load_profile
-    from spark_jobs.registry import get_job
-    from spark_jobs.session import spark_conf
+    from tributary.config import load_profile
+    from tributary.registry import get_job
+    from tributary.spark_conf import spark_conf
 
     profile = load_profile(PROFILE)
     conf = [item for key, value in spark_conf(profile, check_jars=False).items()

@@ -128,7 +128,7 @@ def run(quick: bool, work: Path) -> Result:
     import torch
     from pyspark.sql import functions as F
 
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
     from spark_jobs.features import FEATURE_COLUMNS
     from spark_jobs.model import predict_proba
     from spark_jobs.scoring import PASSTHROUGH_COLUMNS, load_model_cached, model_identity_columns, score_features

@@ -63,7 +63,7 @@ def stage(home: Path, batch_id: str, lines: int, files: int, day: int) -> Path:
 
 def variant(profile, run: Path, max_files: int):
     """``profile`` with its own landing folder and checkpoint under ``run`` and ``max_files`` per micro-batch."""
-    from spark_jobs.config import Catalog
+    from tributary.config import Catalog
 
     datasets = dict(profile.catalog.datasets)
     for name, path in (("landing_stream", run / "landing"), ("stream_checkpoint", run / "checkpoint")):
@@ -159,7 +159,7 @@ def run(quick: bool, work: Path) -> Result:
     home = fresh_home(work, "home")
     direct(history, home, dag_defaults())  # bronze history, a trained and promoted @champion
     os.environ.update(home_env(home))
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
     from spark_jobs.scoring import resolve_champion
     from spark_jobs.session import build_session
 

@@ -40,8 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1]),
-                str(Path(__file__).resolve().parents[1] / "dags")]
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
 from airflow_api import AirflowAPI  # noqa: E402
 from cluster_platform import (  # noqa: E402
@@ -72,7 +71,7 @@ def airflow_environment(platform: Platform, home: Path, port: int, extra: dict[s
     """This host's Airflow for the kind profile: SQLite and LocalExecutor under ``home``, the chart's tributary-env
     ConfigMap (what its pods get), and only the Airflow worker's kubeconfig in reach (no admin identity); ``extra``
     last (the tests shorten the applications' timeToLiveSeconds through the profile's variable)."""
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
     from tributary.local_env import airflow_env
 
     kubeconfig = platform.airflow_kubeconfig()
@@ -81,7 +80,7 @@ def airflow_environment(platform: Platform, home: Path, port: int, extra: dict[s
     env = airflow_env(load_profile("kind"), home, base=base, kubeconfig=kubeconfig)
     env.update(platform.get("configmap", "tributary-env", "-n", RELEASE_NS)["data"])
     env.update({
-        "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'dags'}",
+        "PYTHONPATH": str(REPO_ROOT),
         "KUBECONFIG": str(kubeconfig),
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",

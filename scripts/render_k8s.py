@@ -40,7 +40,7 @@ from typing import Any, Iterable
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "dags")]
+sys.path.insert(0, str(REPO_ROOT))
 
 CHART_DIR = REPO_ROOT / "helm" / "tributary"
 DAG_FILES = sorted((REPO_ROOT / "dags").glob("*.py"))

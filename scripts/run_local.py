@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "dags")]
+sys.path.insert(0, str(REPO_ROOT))
 
-from spark_jobs.config import load_profile  # noqa: E402
+from tributary.config import load_profile  # noqa: E402
 from tributary.local_env import airflow_env  # noqa: E402
 
 BATCH_ID = "batch-0001"

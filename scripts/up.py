@@ -39,13 +39,13 @@ from pathlib import Path
 from typing import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT / "scripts"), str(REPO_ROOT), str(REPO_ROOT / "dags")]
+sys.path[:0] = [str(REPO_ROOT / "scripts"), str(REPO_ROOT)]
 
 import postgres_server  # noqa: E402
 import process_group  # noqa: E402
 import standalone_cluster  # noqa: E402
 from airflow_api import AirflowAPI  # noqa: E402
-from spark_jobs.config import load_profile  # noqa: E402
+from tributary.config import load_profile  # noqa: E402
 from tributary.local_env import airflow_env  # noqa: E402
 
 ADMIN_USER = "admin"

@@ -16,7 +16,7 @@ import logging
 import sys
 from typing import Any, Callable, Sequence
 
-from spark_jobs.config import ConfigError, Profile, load_profile
+from tributary.config import ConfigError, Profile, load_profile
 
 
 def job_parser(doc: str | None) -> argparse.ArgumentParser:

@@ -667,7 +667,7 @@ def publish_kafka(spark: "SparkSession", kafka: Mapping[str, object], records: S
     """Publish ``records`` (value only, text as UTF-8, bytes as they are) to ``kafka['topic']``, in order, with
     Spark's Kafka sink (one producer: acks=all and idempotence, Kafka's defaults), authenticated as the stream is
     (``config.kafka_client_options``). Returns how many were sent."""
-    from spark_jobs.config import kafka_client_options
+    from tributary.config import kafka_client_options
 
     values = [(r.encode("utf-8") if isinstance(r, str) else bytes(r),) for r in records]
     frame = spark.createDataFrame(values, "value binary").coalesce(1)

@@ -35,7 +35,7 @@ from spark_jobs.validation import utc, validate_lines
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from spark_jobs.config import Catalog
+    from tributary.config import Catalog
 
 log = logging.getLogger(__name__)
 

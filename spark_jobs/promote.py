@@ -33,7 +33,7 @@ import yaml
 
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, optional, parse_job_args
-from spark_jobs.config import REPO_ROOT
+from tributary.config import REPO_ROOT
 from spark_jobs.dataset import FEATURE_TABLE, collect_split, time_split, to_xy
 from spark_jobs.features import FEATURE_COLUMNS
 from spark_jobs.model import METRIC_NAMES, evaluate, predict_proba
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from pyspark.sql import SparkSession
 
-    from spark_jobs.config import Profile
+    from tributary.config import Profile
 
 POLICY_PATH = REPO_ROOT / "mlflow" / "promotion-policy.yaml"
 TAG = "promotion."

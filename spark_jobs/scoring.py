@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import SparkSession
 
-    from spark_jobs.config import Profile
+    from tributary.config import Profile
 
 DEFAULT_BATCH_ROWS = 10_000
 PASSTHROUGH_COLUMNS = ["transaction_id", "card_id", "event_time"]

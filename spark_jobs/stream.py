@@ -62,7 +62,7 @@ from pyspark.sql import functions as F
 
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
-from spark_jobs.config import (
+from tributary.config import (
     KAFKA_PASSWORD_ENV,
     KAFKA_USERNAME_ENV,
     STREAMING_TRIGGERS,

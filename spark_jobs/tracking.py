@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from spark_jobs.config import Profile
+from tributary.config import Profile
 
 SQLITE_PREFIX = "sqlite:///"
 # The registered model's aliases: train sets @challenger, promote moves @champion, batch and stream scoring load it.

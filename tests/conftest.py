@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs.config import REPO_ROOT, load_profile
+from tributary.config import REPO_ROOT, load_profile
 
 JARS_DIR = REPO_ROOT / "var" / "jars"
 

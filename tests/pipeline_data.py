@@ -18,7 +18,7 @@ def load_script(name: str):
     import importlib.util
     import sys
 
-    from spark_jobs.config import REPO_ROOT
+    from tributary.config import REPO_ROOT
 
     if name in sys.modules:
         return sys.modules[name]

@@ -16,13 +16,12 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from benchmarks.make_run import task_seconds
-from spark_jobs.config import load_profile
-from spark_jobs.session import spark_conf
+from tributary.config import load_profile
+from tributary.spark_conf import spark_conf
 from tests import event_log
 from tests.pipeline_data import load_script
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dags"))
-from tributary.local_env import spark_home  # noqa: E402
+from tributary.local_env import spark_home
 
 run_local = load_script("run_local")
 yarn_cluster = load_script("yarn_cluster")

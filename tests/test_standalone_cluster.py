@@ -14,12 +14,11 @@ from pyspark.testing import assertDataFrameEqual
 
 from tests import event_log
 from tests.pipeline_data import load_script
-from spark_jobs.config import REPO_ROOT, load_profile
-from spark_jobs.registry import get_job
-from spark_jobs.session import spark_conf
+from tributary.config import REPO_ROOT, load_profile
+from tributary.registry import get_job
+from tributary.spark_conf import spark_conf
 
-sys.path.insert(0, str(REPO_ROOT / "dags"))
-from tributary.local_env import spark_home  # noqa: E402
+from tributary.local_env import spark_home
 
 standalone_cluster = load_script("standalone_cluster")
 

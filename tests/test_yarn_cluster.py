@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs.config import load_profile
-from spark_jobs.session import spark_conf
+from tributary.config import load_profile
+from tributary.spark_conf import spark_conf
 from tests.pipeline_data import load_script
 
 yarn_cluster = load_script("yarn_cluster")

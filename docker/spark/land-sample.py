@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import boto3
 
 from spark_jobs import generate
-from spark_jobs.config import load_profile
+from tributary.config import load_profile
 
 
 def main(argv: list[str]) -> int:

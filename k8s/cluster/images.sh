@@ -218,6 +218,8 @@ sys.exit(1 if bag.import_errors or not bag.dag_ids else 0)
     log "smoke airflow: $(grep DAGS <<<"$out")"
     crun "localhost/$IMAGE_PREFIX/airflow:$IMAGE_TAG" python -c 'import torch' >/dev/null 2>&1 &&
         die "airflow image: torch is installed, but the image should hold only the airflow group of uv.lock"
+    crun "localhost/$IMAGE_PREFIX/airflow:$IMAGE_TAG" test -e /opt/tributary/spark_jobs &&
+        die "airflow image: it holds spark_jobs/, but the DAGs need only dags/, tributary/ and conf/"
     # The chart gives Airflow a postgresql+psycopg2 metadata DB: its driver must be in the image.
     crun "localhost/$IMAGE_PREFIX/airflow:$IMAGE_TAG" python -c 'import psycopg2' ||
         die "airflow image: no psycopg2, the driver of the chart's postgresql+psycopg2 metadata DB"

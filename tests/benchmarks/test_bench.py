@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.harness import Goal, Result, Stats
 from benchmarks.run import BENCHMARKS, SMOKE
-from spark_jobs.config import REPO_ROOT
+from tributary.config import REPO_ROOT
 
 
 def test_quick_benchmarks_run_and_write_results_and_plots(tmp_path):

@@ -10,11 +10,10 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from benchmarks import make_run
-from spark_jobs.config import load_profile
+from tributary.config import load_profile
 
 
 def test_the_baseline_submits_what_airflow_submits_for_each_task(monkeypatch):
-    make_run.importable("dags")
     from tributary.local_env import spark_connection
 
     profile = load_profile("local")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs.config import REPO_ROOT
+from tributary.config import REPO_ROOT
 from tests.cluster.live import REPORT, Live, run
 from tests.cluster.pipeline_run import PipelineRun, run_pipeline
 

@@ -26,7 +26,7 @@ def main(argv: list[str]) -> None:
     from pyspark.testing import assertDataFrameEqual
 
     from spark_jobs import io
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
     from spark_jobs.features import compute_card_features
 
     catalog = load_profile("kind").catalog

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spark_jobs.config import REPO_ROOT
+from tributary.config import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 from cluster_platform import (  # noqa: E402,F401  (re-exported for the tests)

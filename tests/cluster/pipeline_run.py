@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from spark_jobs.config import REPO_ROOT
+from tributary.config import REPO_ROOT
 from tests.cluster.live import JOBS_NS, Live, driver_api
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -69,7 +69,7 @@ class PipelineRun:
     trouble: str = ""  # the cluster's unhealthy conditions and latest Warning events, after the run
 
     def app_name(self, job: str, try_number: int) -> str:
-        """The name the DAG's template gives (dags/tributary/sparkapp.py K8S_RUN_SUFFIX): run hash and try."""
+        """The name the DAG's template gives (tributary/sparkapp.py K8S_RUN_SUFFIX): run hash and try."""
         digest = uuid.uuid5(uuid.NAMESPACE_URL, f"fraud_pipeline/{self.run_id}").hex[:10]
         return f"tributary-{job}-{digest}-{try_number}"
 

@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
     from pyspark.sql import functions as F
 
     from spark_jobs import io
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
 
     catalog = load_profile("kind").catalog
     name_of = F.element_at(F.split("source_file", "/"), -1)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from spark_jobs.config import REPO_ROOT
+from tributary.config import REPO_ROOT
 from tests.cluster.live import JOBS_NS, Live
 from tests.cluster.pipeline_run import BATCH, PIPELINE, TTL_S, PipelineRun, results
 from cluster_platform import failure_report  # noqa: E402  (scripts/, on sys.path through tests.cluster.live)
@@ -213,7 +213,7 @@ def test_features_scaled_with_dynamic_allocation_and_survived_an_executor_killed
     test killed mid-stage was lost with its running task (failed, in the stage's task list), Spark re-ran that
     partition on another executor, and the job's output equals that of an undisturbed run of the same code on
     the same bronze version."""
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
 
     kill = pipeline.executor_kill
     assert kill.get("pod"), f"no features executor was seen running a task: {kill}"

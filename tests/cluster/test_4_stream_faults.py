@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from spark_jobs.config import REPO_ROOT, load_profile
+from tributary.config import REPO_ROOT, load_profile
 from tests.cluster.live import JOBS_NS, Live, driver_api
 from cluster_platform import error_lines  # noqa: E402  (scripts/, on sys.path through tests.cluster.live)
 from tests.cluster.pipeline_run import SESSION, PipelineRun, cluster_run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from spark_jobs.config import REPO_ROOT
+from tributary.config import REPO_ROOT
 from tests.cluster.live import JOBS_NS, RELEASE_NS, Live, run
 
 HELM = REPO_ROOT / ".tools" / "bin" / "helm"

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from spark_jobs.config import REPO_ROOT
+from tributary.config import REPO_ROOT
 
 DAGS_DIR = REPO_ROOT / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py"))
@@ -145,8 +145,9 @@ def test_features_and_score_work_on_the_runs_data_interval(dagbag):
     assert rendered("ingest", False, (interval.start, interval.end)) == ["--as-of=2026-12-03T06:00:00+00:00"]
 
 
-# What the Airflow image lacks (docker/airflow/requirements.txt: the airflow group of uv.lock, no jobs group).
-NOT_IN_THE_AIRFLOW_IMAGE = ("pyspark", "py4j", "torch", "delta", "mlflow")
+# What the Airflow image lacks: the jobs group of uv.lock (docker/airflow/requirements.txt is the airflow group) and
+# the job code (the Dockerfile copies dags/, tributary/ and conf/, not spark_jobs/).
+NOT_IN_THE_AIRFLOW_IMAGE = ("pyspark", "py4j", "torch", "delta", "mlflow", "spark_jobs")
 _PARSE_WITHOUT_JOB_LIBRARIES = """
 import importlib.abc, sys
 class Absent(importlib.abc.MetaPathFinder):
@@ -162,11 +163,11 @@ print(sorted(bag.dags), bag.import_errors)
 
 @pytest.mark.parametrize("profile", ["local", "kind"])
 def test_dags_parse_without_spark_torch_or_mlflow_as_in_the_airflow_image(profile):
-    """The DAG processor in the Airflow image has no pyspark, torch, Delta or MLflow: the DAG files and everything
-    they import (the launcher, the profile, the registry, Spark's conf) parse without them, on a spark-submit profile
-    and on a Kubernetes one."""
+    """The DAG processor in the Airflow image has no pyspark, torch, Delta, MLflow or job code: the DAG files and
+    everything they import (the platform package: launcher, profile, registry, Spark's conf, the SparkApplication
+    renderer) parse without them, on a spark-submit profile and on a Kubernetes one."""
     code = _PARSE_WITHOUT_JOB_LIBRARIES.format(blocked=set(NOT_IN_THE_AIRFLOW_IMAGE), dags=str(DAGS_DIR))
-    env = {**os.environ, "TRIBUTARY_PROFILE": profile, "PYTHONPATH": os.pathsep.join([str(DAGS_DIR), str(REPO_ROOT)])}
+    env = {**os.environ, "TRIBUTARY_PROFILE": profile, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == f"{sorted(EXPECTED_DAGS)} {{}}", done.stdout[-3000:]

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from spark_jobs.config import REPO_ROOT
+from tributary.config import REPO_ROOT
 
-sys.path[:0] = [str(REPO_ROOT / "scripts"), str(REPO_ROOT / "dags")]
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import render_k8s  # noqa: E402
 
 PROFILES = render_k8s.K8S_PROFILES

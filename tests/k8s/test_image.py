@@ -83,7 +83,7 @@ def test_image_requirements_are_the_current_export_of_the_lock(image, group, tmp
 
 @pytest.mark.parametrize("profile", ["kind", "minikube", "eks", "gke"])
 def test_profiles_point_at_the_image_layout(profile):
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
 
     p = load_profile(profile)
     assert p.spark["jars_dir"] == "/opt/tributary/jars" and "/opt/tributary/jars" in DOCKERFILE
@@ -91,6 +91,12 @@ def test_profiles_point_at_the_image_layout(profile):
     assert "docker/spark/gpu-discovery.sh" in DOCKERFILE
     assert p.launcher["application_dir"] == "/opt/tributary/spark_jobs"
     assert "COPY spark_jobs/ /opt/tributary/spark_jobs/" in DOCKERFILE
+
+
+def test_the_airflow_image_ships_the_platform_package_not_the_jobs():
+    airflow = DOCKERFILE.split("AS airflow", 1)[1].split("\nFROM ", 1)[0]
+    copied = re.findall(r"^COPY (?:--\S+ )*(\S+) /opt/tributary/", airflow, re.M)
+    assert copied == ["conf/", "k8s/templates/", "tributary/", "dags/"]
 
 
 def test_images_are_pinned_non_root_and_secret_free():
@@ -113,7 +119,7 @@ def test_images_are_pinned_non_root_and_secret_free():
 def test_classes_the_kubernetes_profiles_name_are_in_the_pinned_jars(spark):
     """Every JVM class a Kubernetes profile configures, and the executor backend the image's entrypoint starts,
     loads from pyspark's Spark plus the pinned jars (the same list the image copies)."""
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
 
     names = {"org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend"}
     for profile in ("kind", "minikube", "eks", "gke"):

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from spark_jobs import io
-from spark_jobs.config import Profile
+from tributary.config import Profile
 from spark_jobs.features import FEATURE_COLUMNS
 from spark_jobs.model import TrainConfig
 from spark_jobs.tracking import configure_mlflow
@@ -123,7 +123,7 @@ def _migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def mlflow_store(tributary_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Profile:
     """The local profile with a fresh, empty MLflow store of its own (under this test's TRIBUTARY_HOME)."""
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
 
     profile = load_profile("local")
     db = Path(profile.mlflow["tracking_uri"].removeprefix("sqlite:///"))

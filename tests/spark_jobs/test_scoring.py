@@ -185,7 +185,7 @@ def test_score_with_the_tracking_server_down_fails_fast_with_the_cause_and_write
     port): score stops before Spark starts, the message names the server and the cause, and no predictions table is
     created."""
     from spark_jobs import tracking
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
 
     url = closed_port_url()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)

@@ -10,16 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from spark_jobs.config import REPO_ROOT, load_profile
-from spark_jobs.session import spark_conf, submitted_conf_keys
+from tributary.config import REPO_ROOT, load_profile
+from spark_jobs.session import submitted_conf_keys
+from tributary.spark_conf import spark_conf
 
-sys.path.insert(0, str(REPO_ROOT / "dags"))
-from tributary.local_env import spark_home  # noqa: E402
+from tributary.local_env import spark_home
 
 PROBE = '''
 import json, sys
 sys.path.insert(0, {root!r})
-from spark_jobs.config import load_profile
+from tributary.config import load_profile
 from spark_jobs.session import build_session
 spark = build_session(load_profile("local"), "probe", {{"spark.sql.shuffle.partitions": "7"}})
 conf = spark.sparkContext.getConf()

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs import generate, io
-from spark_jobs.config import ConfigError, Profile
+from tributary.config import ConfigError, Profile
 from spark_jobs.schema import BRONZE_SCHEMA
 from spark_jobs.stream import (
     SOURCES,

@@ -21,7 +21,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from spark_jobs import io
-from spark_jobs.config import REPO_ROOT, Profile
+from tributary.config import REPO_ROOT, Profile
 from tests.spark_jobs import test_stream as support
 from tests.spark_jobs.ml_support import mlflow_store, result_of  # noqa: F401
 

@@ -24,7 +24,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from spark_jobs.config import load_profile  # noqa: E402
+from tributary.config import load_profile  # noqa: E402
 from spark_jobs.session import build_session  # noqa: E402
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs.config import REPO_ROOT
+from tributary.config import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import s3_store  # noqa: E402

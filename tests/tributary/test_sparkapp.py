@@ -1,4 +1,4 @@
-"""The SparkApplication renderer (dags/tributary/sparkapp.py): the scheduling facts per workload class.
+"""The SparkApplication renderer (tributary/sparkapp.py): the scheduling facts per workload class.
 
 Pure tests: no tools, no cluster. They render from the shipped profiles and conf/jobs.yaml, so a profile edit that
 breaks a scheduling fact fails here.
@@ -14,9 +14,9 @@ from types import SimpleNamespace
 import jinja2
 import pytest
 
-from spark_jobs.config import ConfigError, load_profile
-from spark_jobs.registry import get_job, load_jobs
-from spark_jobs.session import spark_conf
+from tributary.config import ConfigError, load_profile
+from tributary.registry import get_job, load_jobs
+from tributary.spark_conf import spark_conf
 from tests.k8s.conftest import PROFILES, REPO_ROOT
 from tributary.sparkapp import K8S_RUN_SUFFIX, render_application
 
@@ -162,7 +162,7 @@ def test_names_are_unique_per_run_and_try_and_valid_kubernetes_names():
 
 def test_only_kubernetes_profiles_render_applications():
     """The launcher's shape and dynamic allocation's bounds are checked when the profile loads
-    (conf/profiles/schema.json; tests/test_config.py); rendering checks only that the profile is a Kubernetes one."""
+    (conf/profiles/schema.json; tests/tributary/test_config.py); rendering checks only that the profile is a Kubernetes one."""
     with pytest.raises(ConfigError, match="launcher.kind is 'spark_submit'; SparkApplications need 'spark_kubernetes'"):
         render_application(get_job("ingest"), load_profile("local"))
 

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from spark_jobs.config import REPO_ROOT, Profile
+from tributary.config import REPO_ROOT, Profile
 
 
 def spark_home() -> str:

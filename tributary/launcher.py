@@ -5,7 +5,7 @@ DAG files call ``launch("ingest", args=[...])`` and never name a cluster manager
 
 - ``spark_submit`` (local, standalone, yarn): the Apache Spark provider's ``SparkSubmitOperator``, with the
   master from the Airflow connection ``launcher.spark_conn_id`` and every Spark setting from
-  ``spark_jobs.session.spark_conf`` (the same dict the jobs' own session factory uses).
+  ``tributary.spark_conf.spark_conf`` (the same dict the jobs' own session factory uses).
 - ``spark_kubernetes``: ``tributary.kubernetes.build`` (SparkKubernetesOperator + SparkApplication).
 
 ``BUILDERS`` is the explicit table of both. Adding a cluster manager means adding a row to it, not editing DAGs.
@@ -21,9 +21,9 @@ from typing import Any, Callable, Sequence
 
 from airflow.sdk import Asset
 
-from spark_jobs.config import Profile, load_profile
-from spark_jobs.registry import Job, get_job
-from spark_jobs.session import spark_conf
+from tributary.config import Profile, load_profile
+from tributary.registry import Job, get_job
+from tributary.spark_conf import spark_conf
 from tributary import kubernetes
 
 # Unique per DAG run and per try, so a retry never collides with the attempt it replaces.

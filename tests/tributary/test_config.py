@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spark_jobs.config import (
+from tributary.config import (
     CONF_DIR,
     ConfigError,
     available_layers,
@@ -18,9 +18,9 @@ from spark_jobs.config import (
     load_profile,
     resolve_profile_name,
 )
-from spark_jobs.session import DELTA_CONF, spark_conf
+from tributary.spark_conf import DELTA_CONF, spark_conf
 
-ENV = {"TRIBUTARY_HOME": "/srv/trib", "TRIBUTARY_JARS_DIR": str(Path(__file__).parents[1] / "var" / "jars")}
+ENV = {"TRIBUTARY_HOME": "/srv/trib", "TRIBUTARY_JARS_DIR": str(Path(__file__).parents[2] / "var" / "jars")}
 KAFKA = {"bootstrap_servers": "b:9092", "topic": "t"}
 
 
@@ -290,7 +290,7 @@ def test_kafka_client_options_authenticate_from_the_environment_only():
 def test_the_schema_gives_every_workload_class_its_pool_priority_class_and_static_executors():
     """conf/workloads.yaml names launcher keys (a pool, a priority class, a static-executor count for the classes
     without dynamic allocation) that every Kubernetes profile must then have: the schema requires exactly those."""
-    from spark_jobs.registry import load_workloads
+    from tributary.registry import load_workloads
 
     kubernetes = SCHEMA["$defs"]["spark_kubernetes"]["properties"]
     workloads = load_workloads().values()

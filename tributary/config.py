@@ -13,7 +13,7 @@ defaults to the repository root. A reference to an unset variable without a defa
 
 Usage::
 
-    from spark_jobs.config import load_profile
+    from tributary.config import load_profile
     profile = load_profile("standalone")
     profile.spark_master, profile.catalog.uri("bronze_transactions")
 """

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from spark_jobs.config import CONF_DIR, ConfigError
+from tributary.config import CONF_DIR, REPO_ROOT, ConfigError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 RESTART_POLICIES = {"Never", "Always"}
 
 
@@ -52,8 +51,9 @@ class Job:
 
     @property
     def application(self) -> Path:
-        """The entrypoint file spark-submit runs (``spark_jobs/<job>.py``)."""
-        return PACKAGE_DIR / f"{self.module.rsplit('.', 1)[-1]}.py"
+        """The entrypoint file spark-submit runs in this checkout (``spark_jobs/<job>.py``); a SparkApplication
+        names it under the image's ``launcher.application_dir`` instead."""
+        return REPO_ROOT.joinpath(*self.module.split(".")).with_suffix(".py")
 
 
 def load_workloads(conf_dir: Path = CONF_DIR) -> dict[str, Workload]:

@@ -20,7 +20,7 @@ What the workload class (a job's ``workload`` in ``conf/jobs.yaml``; its keys in
   which a Kubernetes profile puts on object storage. Its driver also takes its environment from the Secrets in
   ``launcher.streaming_app.secret_env`` if they exist (``tributary-kafka``: the Kafka credentials).
 
-Spark settings are ``spark_jobs.session.spark_conf(profile, check_jars=False)``, the same dict the jobs' own
+Spark settings are ``tributary.spark_conf.spark_conf(profile, check_jars=False)``, the same dict the jobs' own
 session factory applies; only the per-workload allocation and GPU keys are added here.
 
 Names: batch applications carry a hash of the DAG id and run id plus the try number, as Airflow templates the
@@ -40,9 +40,9 @@ from typing import Any, Mapping, Sequence
 import jinja2
 import yaml
 
-from spark_jobs.config import REPO_ROOT, ConfigError, Profile
-from spark_jobs.registry import Job
-from spark_jobs.session import spark_conf
+from tributary.config import REPO_ROOT, ConfigError, Profile
+from tributary.registry import Job
+from tributary.spark_conf import spark_conf
 
 TEMPLATE = REPO_ROOT / "k8s" / "templates" / "sparkapplication.yaml.j2"
 API_VERSION = "sparkoperator.k8s.io/v1beta2"

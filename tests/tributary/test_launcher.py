@@ -7,13 +7,12 @@ import sys
 
 import pytest
 
-from spark_jobs.config import REPO_ROOT, ConfigError, load_profile
-from spark_jobs.registry import load_jobs
-from spark_jobs.session import spark_conf
+from tributary.config import REPO_ROOT, ConfigError, load_profile
+from tributary.registry import load_jobs
+from tributary.spark_conf import spark_conf
 
-sys.path.insert(0, str(REPO_ROOT / "dags"))
-from tributary import launcher  # noqa: E402
-from tributary.local_env import airflow_env, spark_connection  # noqa: E402
+from tributary import launcher
+from tributary.local_env import airflow_env, spark_connection
 
 
 @pytest.mark.parametrize("profile_name", ["local", "standalone", "yarn"])
@@ -127,7 +126,7 @@ loaded = callable(kube_client.get_kube_client) and "kubernetes" in sys.modules
 print(json.dumps({"dags": sorted(bag.dag_ids), "errors": list(bag.import_errors), "heavy": heavy, "loaded": loaded}))
 """
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "TRIBUTARY_PROFILE": "local", "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "dags"), str(REPO_ROOT)])}
+           "TRIBUTARY_PROFILE": "local", "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run([sys.executable, "-c", code, str(REPO_ROOT / "dags")], env=env, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from spark_jobs.config import Profile
-from spark_jobs.registry import Job
+from tributary.config import Profile
+from tributary.registry import Job
 from tributary.sparkapp import render_application
 
 

@@ -1,1 +1,0 @@
-"""Orchestration helpers for the DAGs in this folder (the launcher). Not a DAG file; see .airflowignore."""
