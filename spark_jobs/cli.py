@@ -4,7 +4,7 @@ Every job's ``main(argv)`` does::
 
     parser = job_parser(__doc__)
     parser.add_argument(...)            # the job's own flags
-    args, profile = parse_job_args(parser, argv)
+    args, profile = parse_job_args(parser, argv, JOB)   # JOB = get_job("<job>"): its datasets by role
     spark = build_session(profile, "tributary-<job>")
 """
 
@@ -17,6 +17,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from tributary.config import ConfigError, Profile, load_profile
+from tributary.registry import Job
 
 
 def job_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -39,8 +40,10 @@ def optional(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
-def parse_job_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, Profile]:
-    """Parse flags and load the profile; a bad profile exits 2 with the reason, like a bad flag."""
+def parse_job_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+                   job: Job | None = None) -> tuple[argparse.Namespace, Profile]:
+    """Parse flags and load the profile; a bad profile exits 2 with the reason, like a bad flag. For a registered
+    ``job`` the profile's catalog holds only the datasets conf/jobs.yaml declares for it (``Job.scoped``)."""
     if not logging.getLogger().handlers:  # a host process (pytest, Airflow) that configured logging keeps its own
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser.parse_args(argv)
@@ -48,7 +51,7 @@ def parse_job_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) 
         profile = load_profile(args.profile)
     except ConfigError as exc:
         parser.error(str(exc))
-    return args, profile
+    return args, (job.scoped(profile) if job else profile)
 
 
 def emit_result(job: str, result: dict[str, Any]) -> None:

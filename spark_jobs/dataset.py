@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-FEATURE_TABLE = "features_card"
 LABEL = "is_fraud"
 _QUANTILE_ACCURACY = 1_000_000  # percentile_approx relative error 1e-6: exact at this project's sizes
 

@@ -67,6 +67,7 @@ from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
 from spark_jobs.interval import Interval, add_interval_args, interval_from_args
 from spark_jobs.session import build_session
+from tributary.registry import get_job
 
 if TYPE_CHECKING:
     from pyspark.sql.window import WindowSpec
@@ -249,31 +250,33 @@ def features_for_interval(bronze: DataFrame, interval: Interval) -> DataFrame:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Compute ``features_card`` (whole, or one interval's slice) from a pinned version of ``bronze_transactions``;
     emit and return the result."""
+    job = get_job("features")
+    source, target = job.input("bronze"), job.output("features")
     parser = job_parser(__doc__)
     add_interval_args(parser, "bronze rows")
-    args, profile = parse_job_args(parser, argv)
+    args, profile = parse_job_args(parser, argv, job)
     interval = interval_from_args(parser, args)
     spark = build_session(profile, "tributary-features")
     catalog = profile.catalog
-    if not io.table_exists(spark, catalog, "bronze_transactions"):
-        fail(f"no bronze_transactions table at {catalog.uri('bronze_transactions')}; run spark_jobs.ingest first")
-    bronze_version = io.table_version(spark, catalog, "bronze_transactions")
-    bronze = io.read_table(spark, catalog, "bronze_transactions", version=bronze_version)
-    if interval.is_everything or not io.table_exists(spark, catalog, "features_card"):
+    if not io.table_exists(spark, catalog, source):
+        fail(f"no {source} table at {catalog.uri(source)}; run spark_jobs.ingest first")
+    bronze_version = io.table_version(spark, catalog, source)
+    bronze = io.read_table(spark, catalog, source, version=bronze_version)
+    if interval.is_everything or not io.table_exists(spark, catalog, target):
         mode = "full"
-        io.overwrite_table(compute_card_features(bronze), catalog, "features_card")
+        io.overwrite_table(compute_card_features(bronze), catalog, target)
     else:
         mode = "interval"
-        io.merge_table(spark, features_for_interval(bronze, interval), catalog, "features_card", update_existing=True)
-    features_version = io.table_version(spark, catalog, "features_card")
+        io.merge_table(spark, features_for_interval(bronze, interval), catalog, target, update_existing=True)
+    features_version = io.table_version(spark, catalog, target)
     result = {
         "profile": profile.name,
         "mode": mode,
         "interval": interval.as_dict(),
         "bronze_version": bronze_version,
         "features_version": features_version,
-        "rows_written": io.rows_written(spark, catalog, "features_card"),
-        "feature_rows": io.read_table(spark, catalog, "features_card", version=features_version).count(),
+        "rows_written": io.rows_written(spark, catalog, target),
+        "feature_rows": io.read_table(spark, catalog, target, version=features_version).count(),
         "feature_columns": FEATURE_COLUMNS,
     }
     emit_result("features", result)

@@ -31,6 +31,7 @@ from spark_jobs.bronze import ReconciliationError, new_quarantine, outcome_count
 from spark_jobs.interval import utc_datetime
 from spark_jobs.schema import INGEST_AUDIT_SCHEMA
 from spark_jobs.validation import utc, validate_lines
+from tributary.registry import get_job
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,7 +40,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BRONZE, QUARANTINE, AUDIT, LANDING = "bronze_transactions", "quarantine_transactions", "ingest_audit", "landing_batch"
+JOB = get_job("ingest")  # its datasets by role (conf/jobs.yaml)
+LANDING = JOB.input("landing")
+BRONZE, QUARANTINE, AUDIT = JOB.output("bronze"), JOB.output("quarantine"), JOB.output("audit")
 
 
 def _existing(spark: "SparkSession", catalog: "Catalog", name: str, key: str) -> tuple[DataFrame, int | None]:
@@ -103,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = job_parser(__doc__)
     parser.add_argument("--batch-id", default="", help="landing_batch sub-folder to ingest (default: all)")
     parser.add_argument("--as-of", type=_as_of, default="", help="ISO timestamp for the future check (default: now)")
-    args, profile = parse_job_args(parser, argv)
+    args, profile = parse_job_args(parser, argv, JOB)
     spark = build_session(profile, "tributary-ingest")
     try:
         result = run_ingest(spark, profile.catalog, args.batch_id, args.as_of)

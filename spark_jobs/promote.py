@@ -34,11 +34,12 @@ import yaml
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, optional, parse_job_args
 from tributary.config import REPO_ROOT
-from spark_jobs.dataset import FEATURE_TABLE, collect_split, time_split, to_xy
+from spark_jobs.dataset import collect_split, time_split, to_xy
 from spark_jobs.features import FEATURE_COLUMNS
 from spark_jobs.model import METRIC_NAMES, evaluate, predict_proba
 from spark_jobs.session import build_session
 from spark_jobs.tracking import CHALLENGER_ALIAS, CHAMPION_ALIAS, TrackingUnavailable, configure_mlflow
+from tributary.registry import get_job
 
 if TYPE_CHECKING:
     import numpy as np
@@ -222,11 +223,11 @@ def _record_and_move(client: "MlflowClient", name: str, version: str, tags: Mapp
 
 def load_holdout(spark: "SparkSession", profile: "Profile", policy: Policy) -> tuple["np.ndarray", "np.ndarray", int]:
     """The policy's time holdout of the current ``features_card``: (features, labels, table version)."""
-    catalog = profile.catalog
-    if not io.table_exists(spark, catalog, FEATURE_TABLE):
-        raise PromotionError(f"no {FEATURE_TABLE} table at {catalog.uri(FEATURE_TABLE)}; run spark_jobs.features")
-    version = io.table_version(spark, catalog, FEATURE_TABLE)
-    _, holdout = time_split(io.read_table(spark, catalog, FEATURE_TABLE, version), policy.holdout_fraction)
+    catalog, features = profile.catalog, get_job("promote").input("features")
+    if not io.table_exists(spark, catalog, features):
+        raise PromotionError(f"no {features} table at {catalog.uri(features)}; run spark_jobs.features")
+    version = io.table_version(spark, catalog, features)
+    _, holdout = time_split(io.read_table(spark, catalog, features, version), policy.holdout_fraction)
     x, y = to_xy(collect_split(holdout))
     return x, y, version
 
@@ -339,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     mode.add_argument("--version", type=optional(int), help="promote this registered version (no evaluation)")
     mode.add_argument("--rollback", action="store_true", help="move @champion back to the version it replaced")
     parser.add_argument("--policy", type=Path, default=POLICY_PATH, help="promotion policy YAML")
-    args, profile = parse_job_args(parser, argv)
+    args, profile = parse_job_args(parser, argv, get_job("promote"))
     from mlflow import MlflowClient
 
     name = profile.mlflow["model_name"]

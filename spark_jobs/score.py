@@ -30,10 +30,7 @@ from spark_jobs.interval import Interval, add_interval_args, interval_from_args
 from spark_jobs.scoring import NoChampionError, resolve_champion, score_features, scoring_devices
 from spark_jobs.session import build_session
 from spark_jobs.tracking import TrackingUnavailable
-
-FEATURE_TABLE = "features_card"
-PREDICTIONS = "predictions"
-STREAM_PREDICTIONS = "stream_predictions"
+from tributary.registry import get_job
 
 
 def not_stream_scored(features: DataFrame, stream_scored: DataFrame | None) -> DataFrame:
@@ -45,9 +42,12 @@ def not_stream_scored(features: DataFrame, stream_scored: DataFrame | None) -> D
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Score ``features_card`` (or one interval of it) with the champion and MERGE into ``predictions``."""
+    job = get_job("score")
+    features_table, streamed_table = job.input("features"), job.input("streamed")
+    predictions = job.output("scores")
     parser = job_parser(__doc__)
     add_interval_args(parser, "feature rows")
-    args, profile = parse_job_args(parser, argv)
+    args, profile = parse_job_args(parser, argv, job)
     interval = interval_from_args(parser, args)
     try:  # before Spark starts and before any write: an MLflow that is down fails here, with nothing written
         champion = resolve_champion(profile)
@@ -55,15 +55,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         fail(str(exc))
     spark = build_session(profile, "tributary-score")
     catalog = profile.catalog
-    if not io.table_exists(spark, catalog, FEATURE_TABLE):
-        fail(f"no {FEATURE_TABLE} table at {catalog.uri(FEATURE_TABLE)}; run spark_jobs.features first")
-    if not io.table_exists(spark, catalog, PREDICTIONS):
+    if not io.table_exists(spark, catalog, features_table):
+        fail(f"no {features_table} table at {catalog.uri(features_table)}; run spark_jobs.features first")
+    if not io.table_exists(spark, catalog, predictions):
         interval = Interval()  # the first run scores everything
-    features = interval.select(io.read_table(spark, catalog, FEATURE_TABLE))
-    streamed = io.read_table(spark, catalog, STREAM_PREDICTIONS) if io.table_exists(spark, catalog, STREAM_PREDICTIONS) else None
+    features = interval.select(io.read_table(spark, catalog, features_table))
+    streamed = io.read_table(spark, catalog, streamed_table) if io.table_exists(spark, catalog, streamed_table) else None
     features = not_stream_scored(features, streamed)
     scored = score_features(features, champion, profile.mlflow["tracking_uri"])
-    io.merge_table(spark, scored, catalog, PREDICTIONS, update_existing=True)
+    io.merge_table(spark, scored, catalog, predictions, update_existing=True)
     devices = scoring_devices(spark)
     if devices["device"] == "cpu":
         why = ("their GPU discovery reported " + ", ".join(f"executor {e}: {a}" for e, a in devices["executor_gpus"].items())
@@ -78,9 +78,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "model_version": champion.version,
         "model_run_id": champion.run_id,
         "interval": interval.as_dict(),
-        "rows_written": io.rows_written(spark, catalog, PREDICTIONS),
-        "predictions_rows": io.read_table(spark, catalog, PREDICTIONS).count(),
-        "predictions_version": io.table_version(spark, catalog, PREDICTIONS),
+        "rows_written": io.rows_written(spark, catalog, predictions),
+        "predictions_rows": io.read_table(spark, catalog, predictions).count(),
+        "predictions_version": io.table_version(spark, catalog, predictions),
         "device": devices["device"],
         "executor_gpus": devices["executor_gpus"],
     }

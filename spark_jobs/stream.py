@@ -77,6 +77,7 @@ from spark_jobs.scoring import ChampionModel, NoChampionError, resolve_champion,
 from spark_jobs.session import build_session
 from spark_jobs.tracking import TrackingUnavailable
 from spark_jobs.validation import conform, validate_lines
+from tributary.registry import get_job
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -84,7 +85,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JOB = "stream"
+JOB = get_job("stream")  # its datasets by role (conf/jobs.yaml)
 QUERY_NAME = "tributary_stream_scoring"
 DEFAULT_INTERVAL = "1 minute"
 CHAMPION_POLL_S = 30.0
@@ -175,7 +176,8 @@ def wait_for_champion(profile: Profile, poll_s: float = CHAMPION_POLL_S,
 
 
 def _files_source(spark: "SparkSession", profile: Profile, wait_for_files: bool = False) -> DataFrame:
-    uri = profile.catalog.uri("landing_stream")
+    landing = JOB.input("landing")
+    uri = profile.catalog.uri(landing)
     reader = (
         spark.readStream.format("text")
         .option("maxFilesPerTrigger", int(profile.streaming["max_files_per_trigger"]))
@@ -188,13 +190,13 @@ def _files_source(spark: "SparkSession", profile: Profile, wait_for_files: bool 
             raise
         if not wait_for_files:
             raise ConfigError(
-                f"landing_stream folder {uri} does not exist; land files first (python -m spark_jobs.generate)"
+                f"{landing} folder {uri} does not exist; land files first (python -m spark_jobs.generate)"
             ) from exc
         # A long-running stream started before anything landed (a fresh install) creates its empty folder and
         # waits for files, instead of failing into its cluster manager's restart backoff.
         path = spark._jvm.org.apache.hadoop.fs.Path(uri)
         path.getFileSystem(spark._jsc.hadoopConfiguration()).mkdirs(path)
-        log.info("landing_stream folder %s did not exist: created it; waiting for files", uri)
+        log.info("%s folder %s did not exist: created it; waiting for files", landing, uri)
         lines = reader.load(uri)
     return lines.select(F.col("value"), F.col("_metadata.file_path").alias("source_file"))
 
@@ -314,7 +316,7 @@ class StreamSink:
                         self.versions_used.append(self.champion.version)
                 if counts["rows_quarantined"]:
                     quarantine = conform(plan.quarantine, QUARANTINE_SCHEMA)
-                    io.merge_table(spark, quarantine, catalog, "quarantine_transactions")
+                    io.merge_table(spark, quarantine, catalog, JOB.output("quarantine"))
         finally:
             lines.unpersist()
         self.batches += 1
@@ -327,13 +329,13 @@ class StreamSink:
         """The batch's valid new transactions: featurised with ``bronze`` (as it was before this batch) as
         history, scored with the champion, and MERGEd into bronze and ``stream_predictions``."""
         scores = score_new(new, bronze, self.champion, self.profile.mlflow["tracking_uri"])
-        io.merge_table(spark, new, self.profile.catalog, "bronze_transactions")
-        io.merge_table(spark, scores, self.profile.catalog, "stream_predictions")
+        io.merge_table(spark, new, self.profile.catalog, JOB.output("bronze"))
+        io.merge_table(spark, scores, self.profile.catalog, JOB.output("scores"))
 
 
 def _bronze_snapshot(spark: "SparkSession", profile: Profile) -> DataFrame:
     """Bronze pinned at its current version (empty before the first write)."""
-    current = io.read_current(spark, profile.catalog, "bronze_transactions")
+    current = io.read_current(spark, profile.catalog, JOB.input("bronze_history"))
     return spark.createDataFrame([], BRONZE_SCHEMA) if current is None else current[0]
 
 
@@ -359,7 +361,7 @@ def query_failure(error: str, profile: Profile) -> str | None:
     if "KAFKA_DATA_LOSS" not in error and "failOnDataLoss" not in error:
         return None
     first = next((ln.strip() for ln in error.splitlines() if "KAFKA_DATA_LOSS" in ln), error.splitlines()[0])
-    checkpoint = profile.catalog.uri("stream_checkpoint")
+    checkpoint = profile.catalog.uri(JOB.state_dataset("checkpoint"))
     topic = kafka.get("topic", "?")
     return (
         f"the Kafka topic '{topic}' no longer holds the offsets the stream's checkpoint has reached ({first}): it "
@@ -375,7 +377,7 @@ def start_query(lines: DataFrame, sink: StreamSink, profile: Profile, trigger: s
     writer = (
         lines.writeStream.queryName(QUERY_NAME)
         .foreachBatch(sink)
-        .option("checkpointLocation", profile.catalog.uri("stream_checkpoint"))
+        .option("checkpointLocation", profile.catalog.uri(JOB.state_dataset("checkpoint")))
     )
     if trigger == "available_now":
         writer = writer.trigger(availableNow=True)
@@ -389,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = job_parser(__doc__)
     parser.add_argument("--trigger", choices=sorted(STREAMING_TRIGGERS), help="override streaming.trigger")
     parser.add_argument("--interval", default=DEFAULT_INTERVAL, help="micro-batch interval for processing_time")
-    args, profile = parse_job_args(parser, argv)
+    args, profile = parse_job_args(parser, argv, JOB)
     trigger = args.trigger or profile.streaming["trigger"]
     long_running = trigger == "processing_time"
     try:
@@ -417,9 +419,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "scored": sink.scored,
         "quarantined": sink.quarantined,
         "duplicates": sink.duplicates,
-        "stream_rows": io.count_rows(spark, profile.catalog, "stream_predictions"),
+        "stream_rows": io.count_rows(spark, profile.catalog, JOB.output("scores")),
     }
-    emit_result(JOB, result)
+    emit_result(JOB.name, result)
     return result
 
 

@@ -29,16 +29,18 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
-from spark_jobs.dataset import FEATURE_TABLE, collect_split, time_split, to_xy
+from spark_jobs.dataset import collect_split, time_split, to_xy
 from spark_jobs.features import FEATURE_COLUMNS
 from spark_jobs.interval import Interval, add_interval_args, interval_from_args
 from spark_jobs.model import TrainConfig, evaluate, fit, pr_curve_figure, predict_proba
 from spark_jobs.session import build_session
 from spark_jobs.tracking import CHALLENGER_ALIAS, TrackingUnavailable, configure_mlflow
+from tributary.registry import get_job
 
 if TYPE_CHECKING:
     import pandas as pd
 
+JOB = get_job("train")  # its datasets by role (conf/jobs.yaml)
 MODEL_ARTIFACT = "model"
 PR_CURVE_ARTIFACT = "plots/pr_curve.png"
 DEFAULT_HOLDOUT_FRACTION = 0.2
@@ -78,7 +80,7 @@ def train_and_register(
     scores = predict_proba(model, x_hold)
     metrics = evaluate(y_hold, scores, target_precision)
     version_tags = {
-        "feature_table": FEATURE_TABLE,
+        "feature_table": JOB.input("features"),
         "feature_table_version": str(feature_table_version),
         "feature_columns": ",".join(FEATURE_COLUMNS),
         "decision_threshold": repr(metrics["threshold_at_precision"]),
@@ -99,7 +101,7 @@ def train_and_register(
                 **{f"window_{bound}": at for bound, at in window.as_dict().items() if at},
             }
         )
-        mlflow.set_tags({"feature_table": FEATURE_TABLE, "feature_table_version": str(feature_table_version)})
+        mlflow.set_tags({"feature_table": JOB.input("features"), "feature_table_version": str(feature_table_version)})
         mlflow.log_figure(pr_curve_figure(y_hold, scores, f"holdout PR curve (seed {config.seed})"), PR_CURVE_ARTIFACT)
         example = x_hold[:5]
         info = mlflow.pytorch.log_model(
@@ -139,6 +141,7 @@ def layer_widths(text: str) -> tuple[int, ...]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Train on a pinned version of ``features_card``, register the model as ``@challenger``, emit the result."""
+    features = JOB.input("features")
     parser = job_parser(__doc__)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
@@ -148,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--holdout-fraction", type=float, default=DEFAULT_HOLDOUT_FRACTION)
     parser.add_argument("--target-precision", type=float, default=DEFAULT_TARGET_PRECISION)
     add_interval_args(parser, "feature rows to train and evaluate on", prefix="window-")
-    args, profile = parse_job_args(parser, argv)
+    args, profile = parse_job_args(parser, argv, JOB)
     window = interval_from_args(parser, args, prefix="window-")
     config = TrainConfig(args.seed, args.epochs, args.hidden, args.learning_rate, args.batch_size)
     try:  # before Spark starts: an MLflow that is down fails here, with nothing read or written
@@ -156,17 +159,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     except TrackingUnavailable as exc:
         fail(str(exc))
     spark = build_session(profile, "tributary-train")
-    if not io.table_exists(spark, profile.catalog, FEATURE_TABLE):
-        fail(f"no {FEATURE_TABLE} table at {profile.catalog.uri(FEATURE_TABLE)}; run spark_jobs.features first")
-    version = io.table_version(spark, profile.catalog, FEATURE_TABLE)
-    rows = window.select(io.read_table(spark, profile.catalog, FEATURE_TABLE, version))
+    if not io.table_exists(spark, profile.catalog, features):
+        fail(f"no {features} table at {profile.catalog.uri(features)}; run spark_jobs.features first")
+    version = io.table_version(spark, profile.catalog, features)
+    rows = window.select(io.read_table(spark, profile.catalog, features, version))
     fit_rows, holdout = time_split(rows, args.holdout_fraction)
     options = {"model_name": profile.mlflow["model_name"], "feature_table_version": version, "window": window,
                "holdout_fraction": args.holdout_fraction, "target_precision": args.target_precision}
     try:
         result = train_and_register(collect_split(fit_rows), collect_split(holdout), config, **options)
     except ValueError as exc:
-        fail(f"cannot train on {FEATURE_TABLE} version {version}: {exc}")
+        fail(f"cannot train on {features} version {version}: {exc}")
     emit_result("train", result)
     return result
 

@@ -26,7 +26,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import yaml
 
@@ -232,15 +232,24 @@ class Catalog:
     """Logical dataset names mapped to URIs and formats for one profile."""
 
     datasets: Mapping[str, Dataset]
+    scope: str | None = None  # "job 'features'": this catalog holds only the datasets that job declares
 
     def __getitem__(self, name: str) -> Dataset:
         try:
             return self.datasets[name]
         except KeyError:
+            if self.scope:
+                raise ConfigError(f"{self.scope} touches dataset '{name}', which it does not declare in "
+                                  f"conf/jobs.yaml (it declares {sorted(self.datasets)}); declare it under the "
+                                  "job's inputs, outputs or state") from None
             raise ConfigError(f"unknown dataset '{name}'; known: {sorted(self.datasets)}") from None
 
     def uri(self, name: str) -> str:
         return self[name].uri
+
+    def only(self, names: Iterable[str], scope: str) -> Catalog:
+        """This catalog holding only ``names``: what one job may read or write (each must be a known dataset)."""
+        return Catalog({name: self[name] for name in sorted(set(names))}, scope=scope)
 
 
 @dataclass(frozen=True)

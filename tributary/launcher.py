@@ -100,6 +100,6 @@ def launch(
     kind = profile.launcher["kind"]
     if kind not in BUILDERS:
         raise ValueError(f"profile '{profile.name}' has launcher.kind '{kind}'; registered: {sorted(BUILDERS)}")
-    operator_kwargs.setdefault("inlets", [dataset_asset(d) for d in job.inputs])
-    operator_kwargs.setdefault("outlets", [dataset_asset(d) for d in job.outputs])
+    operator_kwargs.setdefault("inlets", [dataset_asset(d) for d in job.inputs.values()])
+    operator_kwargs.setdefault("outlets", [dataset_asset(d) for d in job.outputs.values()])
     return BUILDERS[kind](job, task_id or job.name, list(args), profile, **operator_kwargs)

@@ -1,19 +1,25 @@
-"""The job registry (``conf/jobs.yaml``): which jobs exist, their entrypoint module, workload class and datasets;
-and the workload classes themselves (``conf/workloads.yaml``): what each decides for a job's Spark application.
+"""The job registry (``conf/jobs.yaml``): which jobs exist, their entrypoint module, workload class and datasets
+by role; and the workload classes themselves (``conf/workloads.yaml``): what each decides for a job's Spark
+application.
 
-Read by the launcher (Airflow side) and by the Kubernetes renderer; jobs themselves do not need it.
+The launcher reads it for the Airflow Assets (a job's inputs and outputs) and the renderer for the workload class.
+The jobs read it too, as Kedro's nodes read their catalog: an entrypoint names its datasets by role
+(``JOB.input("bronze")``), never by literal name, and runs on a catalog that holds only what it declares
+(``Job.scoped``), so the declared lineage is the real one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Mapping
 
 import yaml
 
-from tributary.config import CONF_DIR, REPO_ROOT, ConfigError
+from tributary.config import CONF_DIR, REPO_ROOT, ConfigError, Profile
 
 RESTART_POLICIES = {"Never", "Always"}
+ROLE_KINDS = ("inputs", "outputs", "state")
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,9 @@ class Job:
     name: str
     module: str
     workload_class: Workload
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
+    inputs: Mapping[str, str]  # role -> dataset: what it reads (lineage)
+    outputs: Mapping[str, str]  # role -> dataset: what it writes (lineage)
+    state: Mapping[str, str]  # role -> dataset: its own state (the stream's checkpoint), not lineage
     description: str
 
     @property
@@ -54,6 +61,35 @@ class Job:
         """The entrypoint file spark-submit runs in this checkout (``spark_jobs/<job>.py``); a SparkApplication
         names it under the image's ``launcher.application_dir`` instead."""
         return REPO_ROOT.joinpath(*self.module.split(".")).with_suffix(".py")
+
+
+    def input(self, role: str) -> str:
+        """The dataset this job reads as ``role``."""
+        return self._dataset("inputs", role)
+
+    def output(self, role: str) -> str:
+        """The dataset this job writes as ``role``."""
+        return self._dataset("outputs", role)
+
+    def state_dataset(self, role: str) -> str:
+        """The dataset holding this job's own state ``role`` (a checkpoint)."""
+        return self._dataset("state", role)
+
+    def _dataset(self, kind: str, role: str) -> str:
+        roles = getattr(self, kind)
+        if role not in roles:
+            raise ConfigError(f"job '{self.name}' has no {kind} role '{role}' in conf/jobs.yaml; its {kind}: "
+                              f"{dict(roles)}")
+        return roles[role]
+
+    @property
+    def datasets(self) -> set[str]:
+        """Every dataset this job may touch: its inputs, outputs and state."""
+        return {*self.inputs.values(), *self.outputs.values(), *self.state.values()}
+
+    def scoped(self, profile: Profile) -> Profile:
+        """``profile`` with a catalog holding only this job's datasets: touching another fails, naming it."""
+        return replace(profile, catalog=profile.catalog.only(self.datasets, scope=f"job '{self.name}'"))
 
 
 def load_workloads(conf_dir: Path = CONF_DIR) -> dict[str, Workload]:
@@ -84,13 +120,17 @@ def load_jobs(conf_dir: Path = CONF_DIR) -> dict[str, Job]:
             raise ConfigError(
                 f"jobs.yaml: job '{name}' workload must be one of {sorted(workloads)} (conf/workloads.yaml)"
             )
+        roles = {kind: spec.get(kind) or {} for kind in ROLE_KINDS}
+        for kind, named in roles.items():
+            if not isinstance(named, dict) or not all(isinstance(v, str) for v in named.values()):
+                raise ConfigError(f"jobs.yaml: job '{name}' {kind} maps a role to a dataset name "
+                                  f"({{role: dataset}}); got {named!r}")
         jobs[name] = Job(
             name=name,
             module=spec["module"],
-            inputs=tuple(spec["inputs"]),
-            outputs=tuple(spec["outputs"]),
             description=spec["description"],
             workload_class=workloads[spec["workload"]],
+            **roles,
         )
     return jobs
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import sys
 
 import pytest
@@ -37,37 +36,6 @@ def test_names_are_unique_per_run_and_try():
 def test_every_registered_job_has_an_entrypoint_file():
     for job in load_jobs().values():
         assert job.application.is_file(), job
-
-
-def _spark_jobs_imports(source: str) -> set[str]:
-    """The ``spark_jobs`` modules a module's source imports (``from spark_jobs.x import``, ``from spark_jobs import
-    x``)."""
-    modules = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module == "spark_jobs":
-            modules |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("spark_jobs."):
-            modules.add(node.module.split(".")[1])
-    return modules
-
-
-def test_each_job_names_only_datasets_it_declares():
-    """The lineage Airflow shows (inlets, outlets) is conf/jobs.yaml's: every catalog dataset an entrypoint, or a
-    library module it imports, names in a string literal is among its declared inputs and outputs. Another job's entrypoint is not
-    counted (the stream imports features' transforms, not its table). The stream's checkpoint is its state, not
-    lineage."""
-    datasets = set(load_profile("local").catalog.datasets) - {"stream_checkpoint"}
-    jobs = load_jobs()
-    entrypoints = {job.module.split(".")[1] for job in jobs.values()}
-    package = REPO_ROOT / "spark_jobs"
-    for name, job in jobs.items():
-        source = job.application.read_text()
-        libraries = _spark_jobs_imports(source) - entrypoints
-        sources = [source, *((package / f"{m}.py").read_text() for m in sorted(libraries))]
-        named = {node.value for src in sources for node in ast.walk(ast.parse(src))
-                 if isinstance(node, ast.Constant) and node.value in datasets}  # string literals in code only
-        declared = set(job.inputs) | set(job.outputs)
-        assert named == declared, (name, "undeclared:", sorted(named - declared), "unused:", sorted(declared - named))
 
 
 def test_workload_classes_come_from_one_table_and_a_typo_fails_at_load(tmp_path):
