@@ -4,7 +4,7 @@ The data is a bronze-shaped Delta table of synthetic transactions (``transaction
 transactions over 14 days, as ``spark_jobs.generate`` makes them; built by Spark, because the generator's plain
 Python would take longer than the benchmark at 10M). Every method reads that table and writes the feature rows:
 
-- ``tributary``: ``spark_jobs.features.compute_card_features`` on the table, written to a Delta table, on
+- ``tributary``: ``spark_jobs.transforms.card_features.compute_card_features`` on the table, written to a Delta table, on
   ``local[2]``, as the features job does;
 - ``duckdb``: the same feature definitions in one DuckDB SQL query (``duckdb_features_sql``: window aggregates over
   ``RANGE`` frames on epoch seconds), 2 threads, reading the table's Parquet files (the file list from the Delta log,
@@ -47,7 +47,7 @@ FILES = 8
 
 
 def transactions_frame(spark: Any, rows: int, skewed: bool = False, seed: int = 11) -> Any:
-    """``rows`` bronze-shaped transactions (``spark_jobs.features.INPUT_COLUMNS`` and ``merchant_id``,
+    """``rows`` bronze-shaped transactions (``spark_jobs.transforms.card_features.INPUT_COLUMNS`` and ``merchant_id``,
     ``currency``), deterministic for a seed. ``rows // 50`` cards, each with a home country (5% of its transactions
     abroad), 14 days of whole-second event times, log-normal amounts.
 
@@ -101,9 +101,9 @@ def transactions_frame(spark: Any, rows: int, skewed: bool = False, seed: int = 
 
 
 def duckdb_features_sql(source: str) -> str:
-    """``spark_jobs.features``' definitions as one DuckDB query over ``source`` (a table expression): the same
+    """``spark_jobs.transforms.card_features``' definitions as one DuckDB query over ``source`` (a table expression): the same
     ``RANGE`` frames on whole epoch seconds ``[t - window, t - 1]``, the same defaults, the same column order."""
-    from spark_jobs.features import (DAY_SECONDS, EARTH_RADIUS_KM, FEATURE_COLUMNS, HOUR_SECONDS, KEY_COLUMNS,
+    from spark_jobs.transforms.card_features import (DAY_SECONDS, EARTH_RADIUS_KM, FEATURE_COLUMNS, HOUR_SECONDS, KEY_COLUMNS,
                                      LOOKBACK_SECONDS, NIGHT_HOURS_UTC, WINDOWS_SECONDS)
 
     def frame(partition: str, seconds: int) -> str:
@@ -141,7 +141,7 @@ def duckdb_features_sql(source: str) -> str:
     }
     missing = set(FEATURE_COLUMNS) ^ set(features)
     if missing:
-        raise RuntimeError(f"the DuckDB query and spark_jobs.features disagree on the features: {sorted(missing)}")
+        raise RuntimeError(f"the DuckDB query and spark_jobs.transforms.card_features disagree on the features: {sorted(missing)}")
     selected = ",\n    ".join([*KEY_COLUMNS, *(f"CAST({features[c]} AS DOUBLE) AS {c}" for c in FEATURE_COLUMNS)])
     return f"""
 WITH src AS (
@@ -195,7 +195,7 @@ class FeatureBench:
 
     def tributary(self, table: str, out: str) -> None:
         """What the features job does: ``compute_card_features`` over the table, overwriting a Delta table."""
-        from spark_jobs.features import compute_card_features
+        from spark_jobs.transforms.card_features import compute_card_features
 
         bronze = self.spark.read.format("delta").load(table)
         compute_card_features(bronze).write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
@@ -210,7 +210,7 @@ class FeatureBench:
         (relative and absolute: sums of doubles in a different order)."""
         import numpy as np
 
-        from spark_jobs.features import FEATURE_COLUMNS, KEY_COLUMNS
+        from spark_jobs.transforms.card_features import FEATURE_COLUMNS, KEY_COLUMNS
 
         ours = self.spark.read.format("delta").load(str(self.work / spark_out)).toPandas()
         theirs = self.duck.execute(f"SELECT * FROM '{self.work / duck_out}.parquet'").df()

@@ -5,7 +5,7 @@ The data is a Delta table of feature rows (``FEATURE_COLUMNS`` and the passthrou
 a local MLflow (SQLite and a file artifact store), then aliased ``@champion``. Every method reads that table and
 writes its scores:
 
-- ``tributary``: ``spark_jobs.scoring.score_features`` (mapInArrow, the model once per Python worker), written to
+- ``tributary``: ``spark_jobs.transforms.scoring.score_features`` (mapInArrow, the model once per Python worker), written to
   a Delta table, on ``local[2]``: per core = rows/s / 2;
 - ``(a) plain python``: what a user would write instead, one process on 1 thread: pyarrow reads the table's
   current Parquet files (the file list from the Delta log, taken outside the timing; delta-rs is not in the lock
@@ -44,7 +44,7 @@ def feature_frame(spark: Any, rows: int, files: int = 8) -> Any:
     not depend on the values)."""
     from pyspark.sql import functions as F
 
-    from spark_jobs.features import FEATURE_COLUMNS
+    from spark_jobs.transforms.card_features import FEATURE_COLUMNS
 
     base = spark.range(0, rows, numPartitions=files)
     return base.select(
@@ -60,9 +60,9 @@ def score_with_pandas(features: Any, champion: Any, tracking_uri: str) -> Any:
     kept here as the before of that change."""
     from pyspark.sql import functions as F
 
-    from spark_jobs.features import FEATURE_COLUMNS
-    from spark_jobs.model import predict_proba
-    from spark_jobs.scoring import PASSTHROUGH_COLUMNS, SCORED_SCHEMA, load_model_cached
+    from spark_jobs.transforms.card_features import FEATURE_COLUMNS
+    from spark_jobs.transforms.model import predict_proba
+    from spark_jobs.transforms.scoring import PASSTHROUGH_COLUMNS, SCORED_SCHEMA, load_model_cached
 
     def score(batches: Any) -> Any:
         import numpy as np
@@ -96,10 +96,10 @@ def register_champion(spark: Any, tracking_uri: str, artifacts: Path) -> Any:
     import mlflow
     import numpy as np
 
-    from spark_jobs.features import FEATURE_COLUMNS
-    from spark_jobs.model import TrainConfig
-    from spark_jobs.scoring import CHAMPION_ALIAS, ChampionModel
-    from spark_jobs.dataset import LABEL
+    from spark_jobs.transforms.card_features import FEATURE_COLUMNS
+    from spark_jobs.transforms.model import TrainConfig
+    from spark_jobs.transforms.scoring import CHAMPION_ALIAS, ChampionModel
+    from spark_jobs.transforms.training_data import LABEL
     from spark_jobs.train import train_and_register
 
     rows = feature_frame(spark, 4_000, 1).toPandas()
@@ -129,9 +129,9 @@ def run(quick: bool, work: Path) -> Result:
     from pyspark.sql import functions as F
 
     from tributary.config import load_profile
-    from spark_jobs.features import FEATURE_COLUMNS
-    from spark_jobs.model import predict_proba
-    from spark_jobs.scoring import PASSTHROUGH_COLUMNS, load_model_cached, model_identity_columns, score_features
+    from spark_jobs.transforms.card_features import FEATURE_COLUMNS
+    from spark_jobs.transforms.model import predict_proba
+    from spark_jobs.transforms.scoring import PASSTHROUGH_COLUMNS, load_model_cached, model_identity_columns, score_features
     from spark_jobs.session import build_session
 
     rows, udf_rows = (10_000, 2_000) if quick else (1_000_000, 50_000)

@@ -3,7 +3,7 @@
 1,000,000 transactions (20,000 with ``--quick``) from ``benchmarks.features.transactions_frame``, twice: uniform
 (one card per 50 transactions), and skewed, where 1% of the cards carry 30% of the transactions and half of those
 fall in card-testing bursts (20 bursts of 10 minutes per hot card). A hot card holds about 1,500 transactions in 14
-days, a burst puts about 37 of them in 10 minutes. Both run through ``spark_jobs.features.compute_card_features``
+days, a burst puts about 37 of them in 10 minutes. Both run through ``spark_jobs.transforms.card_features.compute_card_features``
 into Delta, as the features job does; DuckDB's same query runs on both too, for reference.
 
 Goal: skewed at most 1.5x the uniform time.

@@ -160,7 +160,7 @@ def run(quick: bool, work: Path) -> Result:
     direct(history, home, dag_defaults())  # bronze history, a trained and promoted @champion
     os.environ.update(home_env(home))
     from tributary.config import load_profile
-    from spark_jobs.scoring import resolve_champion
+    from spark_jobs.transforms.scoring import resolve_champion
     from spark_jobs.session import build_session
 
     profile = load_profile(PROFILE)

@@ -15,7 +15,8 @@ For each Kubernetes profile this writes ``build/rendered/<profile>/``:
   ``helm dependency build`` it renders too.
 
 It also refreshes ``helm/tributary/files/streaming/<profile>.yaml``, the streaming application the chart embeds,
-from the same rendering (tests/helm fails when it is stale).
+and ``docs/specs/<profile>/<job>.yaml`` for kind and eks, each job's SparkApplication as committed documentation
+(the README's job table links them), from the same rendering (tests/helm fails when either is stale).
 
 Tools come from ``make k8s-tools``: helm in .tools/bin, the spark-operator module recorded in
 .tools/spark-operator.json.
@@ -45,6 +46,8 @@ sys.path.insert(0, str(REPO_ROOT))
 CHART_DIR = REPO_ROOT / "helm" / "tributary"
 DAG_FILES = sorted((REPO_ROOT / "dags").glob("*.py"))
 K8S_PROFILES = ("kind", "minikube", "eks", "gke")
+DOCUMENTED_PROFILES = ("kind", "eks")  # a local cluster and a cloud one: docs/specs/<profile>/<job>.yaml
+SPECS_DIR = REPO_ROOT / "docs" / "specs"
 TOOLS = REPO_ROOT / ".tools"
 HELM = TOOLS / "bin" / "helm"
 SPARK_OPERATOR_RECORD = TOOLS / "spark-operator.json"
@@ -149,6 +152,19 @@ def embedded_stream_path(profile: str) -> Path:
     return CHART_DIR / "files" / "streaming" / f"{profile}.yaml"
 
 
+def documented_spec_path(profile: str, job: str) -> Path:
+    """Where the README's job table links ``job``'s SparkApplication on ``profile`` (one of DOCUMENTED_PROFILES)."""
+    return SPECS_DIR / profile / f"{job}.yaml"
+
+
+def sync(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` when it differs (a committed copy of rendered output)."""
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"render: refreshed {path.relative_to(REPO_ROOT)}")
+
+
 def stage_chart(stage_root: Path = STAGE_DIR) -> tuple[Path, list[str]]:
     """Copy helm/tributary with the spark-operator chart from the Go module; drop dependencies not available.
 
@@ -231,12 +247,10 @@ def render_profile(profile: str, out: Path, sync_chart: bool = True) -> Path:
     for task_id, spec in sorted(specs.items()):
         (apps / f"{task_id}.yaml").write_text(dump(spec))
     if sync_chart:
-        embedded = embedded_stream_path(profile)
-        text = dump(streaming_task(specs))
-        if not embedded.is_file() or embedded.read_text() != text:
-            embedded.parent.mkdir(parents=True, exist_ok=True)
-            embedded.write_text(text)
-            print(f"render: refreshed {embedded.relative_to(REPO_ROOT)}")
+        sync(embedded_stream_path(profile), dump(streaming_task(specs)))
+        if profile in DOCUMENTED_PROFILES:
+            for task_id, spec in sorted(specs.items()):
+                sync(documented_spec_path(profile, task_id), dump(spec))
     staged, dropped = stage_chart()
     for name, docs in split_manifests(helm_template(staged, profile, dropped)).items():
         (target / f"{name}.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False, width=1000))
@@ -261,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", action="append", choices=K8S_PROFILES, help="profile (repeatable; default: all)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output root (default: build/rendered)")
-    parser.add_argument("--no-sync-chart", action="store_true", help="do not refresh helm/tributary/files/streaming")
+    parser.add_argument("--no-sync-chart", action="store_true",
+                        help="do not refresh helm/tributary/files/streaming and docs/specs")
     args = parser.parse_args(argv)
     try:
         for profile in args.profile or K8S_PROFILES:

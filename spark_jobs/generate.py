@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 from urllib.parse import urlparse
 
-from spark_jobs.schema import RAW_FIELDS
+from spark_jobs.transforms.schema import RAW_FIELDS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

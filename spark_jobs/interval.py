@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from spark_jobs.cli import optional
-from spark_jobs.validation import utc
+from spark_jobs.transforms.validation import utc
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -3,7 +3,7 @@
 The champion's version is resolved once (fails with exit code 1 and a how-to-fix message when there is none),
 the feature rows (only those with ``--start <= event_time < --end`` when an interval is given: fraud_pipeline passes
 each run's data interval; all of them when ``predictions`` does not exist yet, as for features) are scored with
-``spark_jobs.scoring.score_features`` (mapInArrow, model loaded once per Python worker, GPU when Spark assigns
+``spark_jobs.transforms.scoring.score_features`` (mapInArrow, model loaded once per Python worker, GPU when Spark assigns
 one), and the result is MERGEd into ``predictions`` on ``transaction_id``, updating rows that exist. So re-running
 leaves the row count unchanged, and re-scoring after a new promotion replaces the model version on every row.
 
@@ -27,7 +27,7 @@ from pyspark.sql import DataFrame
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
 from spark_jobs.interval import Interval, add_interval_args, interval_from_args
-from spark_jobs.scoring import NoChampionError, resolve_champion, score_features, scoring_devices
+from spark_jobs.transforms.scoring import NoChampionError, resolve_champion, score_features, scoring_devices
 from spark_jobs.session import build_session
 from spark_jobs.tracking import TrackingUnavailable
 from tributary.registry import get_job

@@ -50,7 +50,7 @@ def build_summary(
 def _champion(profile) -> dict[str, Any] | None:
     from mlflow.tracking import MlflowClient
 
-    from spark_jobs.scoring import NoChampionError, resolve_champion
+    from spark_jobs.transforms.scoring import NoChampionError, resolve_champion
     from spark_jobs.tracking import configure_mlflow
 
     configure_mlflow(profile)

@@ -4,7 +4,7 @@ Steps: pin the current Delta version of ``features_card`` (recorded as ``feature
 training window (``--window-start``/``--window-end`` on ``event_time``, logged as params; default: the whole table;
 training has its own window, not the pipeline run's data interval that features and score work on), split it by
 time (train on the earlier transactions, hold out the latest ``--holdout-fraction`` by ``event_time``), fit a
-``spark_jobs.model.FraudMLP`` on the raw ``FEATURE_COLUMNS`` (class imbalance via ``pos_weight``), evaluate on the
+``spark_jobs.transforms.model.FraudMLP`` on the raw ``FEATURE_COLUMNS`` (class imbalance via ``pos_weight``), evaluate on the
 holdout (``roc_auc``, ``pr_auc``, ``recall_at_precision``), and log to the profile's MLflow experiment: params,
 metrics, a PR-curve plot, and the model (``pt2``, with signature and input example), registered as a new version
 of ``profile.mlflow["model_name"]`` that the alias ``challenger`` then points at. ``spark_jobs.promote`` decides
@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
-from spark_jobs.dataset import collect_split, time_split, to_xy
-from spark_jobs.features import FEATURE_COLUMNS
+from spark_jobs.transforms.training_data import collect_split, time_split, to_xy
+from spark_jobs.transforms.card_features import FEATURE_COLUMNS
 from spark_jobs.interval import Interval, add_interval_args, interval_from_args
-from spark_jobs.model import TrainConfig, evaluate, fit, pr_curve_figure, predict_proba
+from spark_jobs.transforms.model import TrainConfig, evaluate, fit, pr_curve_figure, predict_proba
 from spark_jobs.session import build_session
 from spark_jobs.tracking import CHALLENGER_ALIAS, TrackingUnavailable, configure_mlflow
 from tributary.registry import get_job

@@ -1,4 +1,4 @@
-"""P2's DuckDB baseline computes the same features as ``spark_jobs.features``, on uniform and on skewed data: the
+"""P2's DuckDB baseline computes the same features as ``spark_jobs.transforms.card_features``, on uniform and on skewed data: the
 comparison P2 makes before it times anything, here on CI-sized data (the benchmark itself runs by ``make bench``)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.features import BURST_SECONDS, FeatureBench, duckdb_features_sql, transactions_frame
-from spark_jobs.features import FEATURE_COLUMNS, KEY_COLUMNS
+from spark_jobs.transforms.card_features import FEATURE_COLUMNS, KEY_COLUMNS
 
 ROWS = 4_000
 

@@ -27,7 +27,7 @@ def main(argv: list[str]) -> None:
 
     from spark_jobs import io
     from tributary.config import load_profile
-    from spark_jobs.features import compute_card_features
+    from spark_jobs.transforms.card_features import compute_card_features
 
     catalog = load_profile("kind").catalog
     bronze = io.read_table(spark, catalog, "bronze_transactions", version=int(bronze_version))

@@ -176,6 +176,18 @@ def test_the_streaming_app_in_the_chart_is_the_rendered_one(rendered, profile):
     assert yaml.safe_load(embedded) == dag_stream, "stale helm/tributary/files/streaming; run `make render`"
 
 
+@pytest.mark.parametrize("profile", render_k8s.DOCUMENTED_PROFILES)
+def test_the_documented_specs_are_the_rendered_ones_and_the_readme_links_each(rendered, profile):
+    rendered_apps = sorted((rendered / profile / "sparkapplications").glob("*.yaml"))
+    assert len(rendered_apps) == 6
+    readme = (REPO_ROOT / "README.md").read_text()
+    for app in rendered_apps:
+        documented = render_k8s.documented_spec_path(profile, app.stem)
+        assert documented.read_text() == app.read_text(), f"stale {documented}; run `make render`"
+        assert f"](docs/specs/{profile}/{app.stem}.yaml)" in readme, f"README's job table lacks {documented}"
+    assert sorted(p.name for p in (render_k8s.SPECS_DIR / profile).iterdir()) == [p.name for p in rendered_apps]
+
+
 def test_cloud_values_reach_service_accounts_env_and_mlflow(rendered):
     docs = load_docs(rendered / "eks" / "chart.yaml")
     sas = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}

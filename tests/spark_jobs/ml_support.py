@@ -25,8 +25,8 @@ from pyspark.sql import types as T
 
 from spark_jobs import io
 from tributary.config import Profile
-from spark_jobs.features import FEATURE_COLUMNS
-from spark_jobs.model import TrainConfig
+from spark_jobs.transforms.card_features import FEATURE_COLUMNS
+from spark_jobs.transforms.model import TrainConfig
 from spark_jobs.tracking import configure_mlflow
 from spark_jobs.train import train_and_register
 

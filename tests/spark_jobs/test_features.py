@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs import io
-from spark_jobs.features import (
+from spark_jobs.transforms.card_features import (
     DAY_SECONDS,
     FEATURE_COLUMNS,
     KEY_COLUMNS,
@@ -19,10 +19,10 @@ from spark_jobs.features import (
     compute_card_features,
     features_for_interval,
     features_for_new,
-    main,
 )
+from spark_jobs.features import main
 from spark_jobs.interval import Interval
-from spark_jobs.schema import BRONZE_SCHEMA
+from spark_jobs.transforms.schema import BRONZE_SCHEMA
 
 T0 = datetime(2026, 11, 10, 12, 0, 0, tzinfo=timezone.utc)
 KM_PER_DEGREE = 6371.0 * math.pi / 180  # one degree of longitude on the equator

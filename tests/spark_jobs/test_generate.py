@@ -11,7 +11,7 @@ import pytest
 
 from spark_jobs import generate as gen
 from spark_jobs.generate import DIRTY_KINDS, FRAUD_PATTERNS, GeneratorConfig, generate
-from spark_jobs.schema import CHANNELS, RAW_FIELDS
+from spark_jobs.transforms.schema import CHANNELS, RAW_FIELDS
 
 SMALL = GeneratorConfig(rows=3000, seed=11, days=7, dirty_fraction=0.03)
 

@@ -23,7 +23,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs import generate, io
 from tributary.config import ConfigError, Profile
-from spark_jobs.schema import BRONZE_SCHEMA
+from spark_jobs.transforms.schema import BRONZE_SCHEMA
 from spark_jobs.stream import (
     SOURCES,
     StreamSink,
@@ -359,7 +359,7 @@ def test_a_running_stream_follows_the_champion_at_most_every_check_interval(mlfl
     current one."""
     from mlflow import MlflowClient
 
-    from spark_jobs.scoring import resolve_champion
+    from spark_jobs.transforms.scoring import resolve_champion
 
     profile = mlflow_store
     first = make_champion(profile)

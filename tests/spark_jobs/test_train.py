@@ -1,4 +1,4 @@
-"""Tests for spark_jobs.model and spark_jobs.train: determinism, metrics and what MLflow records (the time split:
+"""Tests for spark_jobs.transforms.model and spark_jobs.train: determinism, metrics and what MLflow records (the time split:
 test_dataset.py)."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from mlflow import MlflowClient
 from pyspark.sql import SparkSession
 
 from spark_jobs import train
-from spark_jobs.features import FEATURE_COLUMNS
-from spark_jobs.model import TrainConfig, evaluate, fit, predict_proba
+from spark_jobs.transforms.card_features import FEATURE_COLUMNS
+from spark_jobs.transforms.model import TrainConfig, evaluate, fit, predict_proba
 from spark_jobs.tracking import artifact_location, configure_mlflow
 from tests.spark_jobs.ml_support import features_frame, mlflow_store, result_of, write_features  # noqa: F401
 

@@ -2,7 +2,8 @@
 
 - the platform package (tributary/) imports no Spark, PyTorch, Delta, MLflow and no job code, at module level or
   inside a function: the Airflow image has none of them;
-- the first-party modules (tributary, spark_jobs) import each other without a cycle.
+- the first-party modules (tributary, spark_jobs) import each other without a cycle;
+- no job entrypoint imports another: what two jobs share lives in spark_jobs/transforms/ or the plumbing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import ast
 from pathlib import Path
 
 from tributary.config import REPO_ROOT
+from tributary.registry import load_jobs
 
 PACKAGES = ("tributary", "spark_jobs")
 NOT_IN_THE_PLATFORM = {"pyspark", "py4j", "torch", "delta", "mlflow", "spark_jobs"}
@@ -80,3 +82,10 @@ def test_the_first_party_modules_have_no_import_cycle():
 def test_the_cycle_check_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_entrypoint_imports_another():
+    entrypoints = {job.module for job in load_jobs().values()} | {"spark_jobs.generate", "spark_jobs.summary"}
+    graph = first_party_graph()
+    assert {name: sorted(graph[name] & entrypoints) for name in entrypoints if graph[name] & entrypoints} == {}
+    assert "spark_jobs.transforms.card_features" in graph["spark_jobs.stream"]  # the stream's features: a transform

@@ -1,4 +1,4 @@
-"""Tests for spark_jobs.scoring and spark_jobs.score: champion resolution, batched inference, idempotent MERGE."""
+"""Tests for spark_jobs.transforms.scoring and spark_jobs.score: champion resolution, batched inference, idempotent MERGE."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs import io, promote, score, scoring
-from spark_jobs.features import FEATURE_COLUMNS
-from spark_jobs.scoring import ChampionModel, NoChampionError, resolve_champion, score_features
+from spark_jobs import io, promote, score
+from spark_jobs.transforms import scoring
+from spark_jobs.transforms.card_features import FEATURE_COLUMNS
+from spark_jobs.transforms.scoring import ChampionModel, NoChampionError, resolve_champion, score_features
 from spark_jobs.tracking import configure_mlflow
 from tests.spark_jobs.ml_support import (  # noqa: F401
     START,
@@ -160,7 +161,7 @@ def _worker_load_counts(spark: SparkSession, tracking_uri: str, model_uri: str) 
     """Ask the (reused) Python workers how often they loaded the model: pid -> loads, for workers that did."""
 
     def probe(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from spark_jobs import scoring as worker_scoring
+        from spark_jobs.transforms import scoring as worker_scoring
 
         for _ in batches:
             pass

@@ -1,4 +1,4 @@
-"""Tests for spark_jobs.dataset: the time-based split that train and promote share."""
+"""Tests for spark_jobs.transforms.training_data: the time-based split that train and promote share."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs import dataset
+from spark_jobs.transforms import training_data
 
 T0 = datetime(2026, 11, 1)
 

@@ -9,8 +9,8 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
-from spark_jobs.schema import BRONZE_SCHEMA, QUARANTINE_SCHEMA, RAW_FIELDS
-from spark_jobs.validation import deduplicate, validate_lines
+from spark_jobs.transforms.schema import BRONZE_SCHEMA, QUARANTINE_SCHEMA, RAW_FIELDS
+from spark_jobs.transforms.validation import deduplicate, validate_lines
 
 AS_OF = datetime(2026, 11, 21, tzinfo=timezone.utc)
 GOOD = {

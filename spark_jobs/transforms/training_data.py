@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.features import FEATURE_COLUMNS
+from spark_jobs.transforms.card_features import FEATURE_COLUMNS
 
 if TYPE_CHECKING:
     import numpy as np

@@ -4,7 +4,7 @@
 ``deduplicate`` keeps one row per ``transaction_id``. Both are Spark expressions only (``from_json`` with an
 all-string schema, ``try_cast``), no Python UDFs, so they run the same in a batch job and inside ``foreachBatch``::
 
-    from spark_jobs.validation import validate_lines, deduplicate
+    from spark_jobs.transforms.validation import validate_lines, deduplicate
     valid, quarantine = validate_lines(lines, as_of=datetime.now(timezone.utc))
     unique, duplicates = deduplicate(valid)
 
@@ -31,7 +31,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType, TimestampType
 
-from spark_jobs.schema import (
+from spark_jobs.transforms.schema import (
     BRONZE_SCHEMA,
     CHANNELS,
     QUARANTINE_SCHEMA,

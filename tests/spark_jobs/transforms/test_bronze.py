@@ -1,4 +1,4 @@
-"""Tests for spark_jobs.bronze: routing validated lines into bronze, quarantine and duplicates, and the books."""
+"""Tests for spark_jobs.transforms.bronze: routing validated lines into bronze, quarantine and duplicates, and the books."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs import bronze
-from spark_jobs.validation import validate_lines
+from spark_jobs.transforms import bronze
+from spark_jobs.transforms.validation import validate_lines
 
 GOOD = {"transaction_id": "t1", "card_id": "c1", "merchant_id": "m1", "merchant_category": "grocery", "amount": 12.5,
         "currency": "EUR", "event_time": "2026-11-01T12:34:56Z", "country": "DE", "lat": 52.52, "lon": 13.405,

@@ -15,8 +15,8 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.schema import QUARANTINE_SCHEMA
-from spark_jobs.validation import conform, deduplicate
+from spark_jobs.transforms.schema import QUARANTINE_SCHEMA
+from spark_jobs.transforms.validation import conform, deduplicate
 
 
 class ReconciliationError(ValueError):

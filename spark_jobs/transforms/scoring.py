@@ -24,7 +24,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from spark_jobs.features import FEATURE_COLUMNS
+from spark_jobs.transforms.card_features import FEATURE_COLUMNS
 from spark_jobs.tracking import CHAMPION_ALIAS
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def score_batches(
     import numpy as np
     import pyarrow as pa
 
-    from spark_jobs.model import predict_proba
+    from spark_jobs.transforms.model import predict_proba
 
     device, model = task_device(), None
     for batch in batches:
