@@ -96,11 +96,11 @@ def register_champion(spark: Any, tracking_uri: str, artifacts: Path) -> Any:
     import mlflow
     import numpy as np
 
+    from spark_jobs.train import train_and_register
     from spark_jobs.transforms.card_features import FEATURE_COLUMNS
     from spark_jobs.transforms.model import TrainConfig
     from spark_jobs.transforms.scoring import CHAMPION_ALIAS, ChampionModel
     from spark_jobs.transforms.training_data import LABEL
-    from spark_jobs.train import train_and_register
 
     rows = feature_frame(spark, 4_000, 1).toPandas()
     rng = np.random.default_rng(7)
@@ -128,11 +128,11 @@ def run(quick: bool, work: Path) -> Result:
     import torch
     from pyspark.sql import functions as F
 
-    from tributary.config import load_profile
+    from spark_jobs.session import build_session
     from spark_jobs.transforms.card_features import FEATURE_COLUMNS
     from spark_jobs.transforms.model import predict_proba
     from spark_jobs.transforms.scoring import PASSTHROUGH_COLUMNS, load_model_cached, model_identity_columns, score_features
-    from spark_jobs.session import build_session
+    from tributary.config import load_profile
 
     rows, udf_rows = (10_000, 2_000) if quick else (1_000_000, 50_000)
     tracking_uri = f"sqlite:///{work / 'mlflow.db'}"

@@ -159,9 +159,9 @@ def run(quick: bool, work: Path) -> Result:
     home = fresh_home(work, "home")
     direct(history, home, dag_defaults())  # bronze history, a trained and promoted @champion
     os.environ.update(home_env(home))
-    from tributary.config import load_profile
-    from spark_jobs.transforms.scoring import resolve_champion
     from spark_jobs.session import build_session
+    from spark_jobs.transforms.scoring import resolve_champion
+    from tributary.config import load_profile
 
     profile = load_profile(PROFILE)
     champion = resolve_champion(profile)

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from pyspark.sql import DataFrame
 
-from spark_jobs.transforms.bronze import ReconciliationError, new_quarantine, outcome_counts, plan_ingest, reconcile
 from spark_jobs.interval import utc_datetime
+from spark_jobs.transforms.bronze import ReconciliationError, new_quarantine, outcome_counts, plan_ingest, reconcile
 from spark_jobs.transforms.schema import INGEST_AUDIT_SCHEMA
 from spark_jobs.transforms.validation import utc, validate_lines
 from tributary.registry import get_job

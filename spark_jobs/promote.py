@@ -33,12 +33,12 @@ import yaml
 
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, optional, parse_job_args
-from tributary.config import REPO_ROOT
-from spark_jobs.transforms.training_data import collect_split, time_split, to_xy
-from spark_jobs.transforms.card_features import FEATURE_COLUMNS
-from spark_jobs.transforms.model import METRIC_NAMES, evaluate, predict_proba
 from spark_jobs.session import build_session
 from spark_jobs.tracking import CHALLENGER_ALIAS, CHAMPION_ALIAS, TrackingUnavailable, configure_mlflow
+from spark_jobs.transforms.card_features import FEATURE_COLUMNS
+from spark_jobs.transforms.model import METRIC_NAMES, evaluate, predict_proba
+from spark_jobs.transforms.training_data import collect_split, time_split, to_xy
+from tributary.config import REPO_ROOT
 from tributary.registry import get_job
 
 if TYPE_CHECKING:

@@ -27,9 +27,9 @@ from pyspark.sql import DataFrame
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
 from spark_jobs.interval import Interval, add_interval_args, interval_from_args
-from spark_jobs.transforms.scoring import NoChampionError, resolve_champion, score_features, scoring_devices
 from spark_jobs.session import build_session
 from spark_jobs.tracking import TrackingUnavailable
+from spark_jobs.transforms.scoring import NoChampionError, resolve_champion, score_features, scoring_devices
 from tributary.registry import get_job
 
 

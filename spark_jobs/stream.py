@@ -70,12 +70,12 @@ from tributary.config import (
     Profile,
     kafka_client_options,
 )
+from spark_jobs.session import build_session
+from spark_jobs.tracking import TrackingUnavailable
 from spark_jobs.transforms.bronze import IngestPlan, outcome_counts, plan_ingest, reconcile
 from spark_jobs.transforms.card_features import features_for_new, history_since
 from spark_jobs.transforms.schema import BRONZE_SCHEMA, QUARANTINE_SCHEMA
 from spark_jobs.transforms.scoring import ChampionModel, NoChampionError, resolve_champion, score_features
-from spark_jobs.session import build_session
-from spark_jobs.tracking import TrackingUnavailable
 from spark_jobs.transforms.validation import conform, validate_lines
 from tributary.registry import get_job
 

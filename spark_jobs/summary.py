@@ -50,8 +50,8 @@ def build_summary(
 def _champion(profile) -> dict[str, Any] | None:
     from mlflow.tracking import MlflowClient
 
-    from spark_jobs.transforms.scoring import NoChampionError, resolve_champion
     from spark_jobs.tracking import configure_mlflow
+    from spark_jobs.transforms.scoring import NoChampionError, resolve_champion
 
     configure_mlflow(profile)
     try:

@@ -6,9 +6,12 @@ training has its own window, not the pipeline run's data interval that features 
 time (train on the earlier transactions, hold out the latest ``--holdout-fraction`` by ``event_time``), fit a
 ``spark_jobs.transforms.model.FraudMLP`` on the raw ``FEATURE_COLUMNS`` (class imbalance via ``pos_weight``), evaluate on the
 holdout (``roc_auc``, ``pr_auc``, ``recall_at_precision``), and log to the profile's MLflow experiment: params,
-metrics, a PR-curve plot, and the model (``pt2``, with signature and input example), registered as a new version
-of ``profile.mlflow["model_name"]`` that the alias ``challenger`` then points at. ``spark_jobs.promote`` decides
-whether it becomes ``@champion``.
+metrics, both splits as dataset inputs (``training``, ``evaluation``) whose source is the feature table's Delta path
+and version, the holdout's plots (``plots/``: ROC and PR curves, calibration, score distribution by class, confusion
+matrix at the decision threshold, permutation feature importance; ``spark_jobs.transforms.model_report``), the
+importance and confusion counts as JSON (``evaluation/``), and the model (``pt2``, with signature and input
+example), registered as a new version of ``profile.mlflow["model_name"]`` whose description is a short model card
+and that the alias ``challenger`` then points at. ``spark_jobs.promote`` decides whether it becomes ``@champion``.
 
 The same ``--seed`` on the same table version gives bit-identical weights and metrics.
 
@@ -29,12 +32,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from spark_jobs import io
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
-from spark_jobs.transforms.training_data import collect_split, time_split, to_xy
-from spark_jobs.transforms.card_features import FEATURE_COLUMNS
 from spark_jobs.interval import Interval, add_interval_args, interval_from_args
-from spark_jobs.transforms.model import TrainConfig, evaluate, fit, pr_curve_figure, predict_proba
 from spark_jobs.session import build_session
 from spark_jobs.tracking import CHALLENGER_ALIAS, TrackingUnavailable, configure_mlflow
+from spark_jobs.transforms.card_features import FEATURE_COLUMNS
+from spark_jobs.transforms.model import TrainConfig, evaluate, fit, predict_proba
+from spark_jobs.transforms.model_report import confusion_at, model_card, permutation_importance, report_figures
+from spark_jobs.transforms.training_data import LABEL, collect_split, time_split, to_xy
 from tributary.registry import get_job
 
 if TYPE_CHECKING:
@@ -42,7 +46,7 @@ if TYPE_CHECKING:
 
 JOB = get_job("train")  # its datasets by role (conf/jobs.yaml)
 MODEL_ARTIFACT = "model"
-PR_CURVE_ARTIFACT = "plots/pr_curve.png"
+PLOTS_DIR = "plots"  # plots/<name>.png for each of model_report.PLOTS
 DEFAULT_HOLDOUT_FRACTION = 0.2
 DEFAULT_TARGET_PRECISION = 0.8
 
@@ -66,10 +70,14 @@ def train_and_register(
     holdout_fraction: float,
     target_precision: float = DEFAULT_TARGET_PRECISION,
     window: Interval = Interval(),
+    feature_table_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Fit, evaluate, log and register one model in the active MLflow experiment; point ``@challenger`` at it."""
+    """Fit, evaluate, log and register one model in the active MLflow experiment; point ``@challenger`` at it.
+
+    ``feature_table_uri`` is where the feature table's Delta version lives (the dataset inputs' source)."""
     import mlflow
     import mlflow.pytorch
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
     from mlflow.models import infer_signature
 
     x_train, y_train = to_xy(train)
@@ -79,8 +87,15 @@ def train_and_register(
     model = fit(x_train, y_train, config)
     scores = predict_proba(model, x_hold)
     metrics = evaluate(y_hold, scores, target_precision)
+    threshold = metrics["threshold_at_precision"]
+    importance = permutation_importance(lambda x: predict_proba(model, x), x_hold, y_hold, FEATURE_COLUMNS,
+                                        seed=config.seed)
+    confusion = confusion_at(y_hold, scores, threshold)
+    feature_table = JOB.input("features")
+    source = DeltaDatasetSource(path=feature_table_uri, delta_table_name=None if feature_table_uri else feature_table,
+                                delta_table_version=feature_table_version)
     version_tags = {
-        "feature_table": JOB.input("features"),
+        "feature_table": feature_table,
         "feature_table_version": str(feature_table_version),
         "feature_columns": ",".join(FEATURE_COLUMNS),
         "decision_threshold": repr(metrics["threshold_at_precision"]),
@@ -101,8 +116,16 @@ def train_and_register(
                 **{f"window_{bound}": at for bound, at in window.as_dict().items() if at},
             }
         )
-        mlflow.set_tags({"feature_table": JOB.input("features"), "feature_table_version": str(feature_table_version)})
-        mlflow.log_figure(pr_curve_figure(y_hold, scores, f"holdout PR curve (seed {config.seed})"), PR_CURVE_ARTIFACT)
+        mlflow.set_tags({"feature_table": feature_table, "feature_table_version": str(feature_table_version)})
+        for split, context in ((train, "training"), (holdout, "evaluation")):
+            dataset = mlflow.data.from_pandas(split, source=source, targets=LABEL, name=feature_table)
+            # The version as a tag too: DeltaDatasetSource leaves a version 0 out of its JSON.
+            mlflow.log_input(dataset, context=context, tags={"delta_table_version": str(feature_table_version)})
+        for name, figure in report_figures(y_hold, scores, threshold, importance, f"seed {config.seed}").items():
+            mlflow.log_figure(figure, f"{PLOTS_DIR}/{name}.png")
+        mlflow.log_dict({"metric": "average precision drop when shuffled", "importance": importance},
+                        "evaluation/feature_importance.json")
+        mlflow.log_dict({"threshold": threshold, **confusion}, "evaluation/confusion_matrix.json")
         example = x_hold[:5]
         info = mlflow.pytorch.log_model(
             model,
@@ -116,7 +139,13 @@ def train_and_register(
         )
         mlflow.log_metrics(metrics, model_id=info.model_id)  # on the run and on the LoggedModel
     version = int(info.registered_model_version)
-    mlflow.MlflowClient().set_registered_model_alias(model_name, CHALLENGER_ALIAS, str(version))
+    card = model_card(model_name=model_name, feature_table=feature_table, feature_table_version=feature_table_version,
+                      window=window.as_dict(), train_rows=len(x_train), holdout_rows=len(x_hold),
+                      holdout_fraud_rate=float(y_hold.mean()), metrics=metrics, target_precision=target_precision,
+                      confusion=confusion, importance=importance, hidden=config.hidden, seed=config.seed)
+    client = mlflow.MlflowClient()
+    client.update_model_version(model_name, str(version), description=card)
+    client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, str(version))
     return {
         "model_name": model_name,
         "version": version,
@@ -165,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rows = window.select(io.read_table(spark, profile.catalog, features, version))
     fit_rows, holdout = time_split(rows, args.holdout_fraction)
     options = {"model_name": profile.mlflow["model_name"], "feature_table_version": version, "window": window,
+               "feature_table_uri": profile.catalog.uri(features),
                "holdout_fraction": args.holdout_fraction, "target_precision": args.target_precision}
     try:
         result = train_and_register(collect_split(fit_rows), collect_split(holdout), config, **options)

@@ -21,10 +21,10 @@ from typing import Any, Callable, Sequence
 
 from airflow.sdk import Asset
 
+from tributary import kubernetes
 from tributary.config import Profile, load_profile
 from tributary.registry import Job, get_job
 from tributary.spark_conf import spark_conf
-from tributary import kubernetes
 
 # Unique per DAG run and per try, so a retry never collides with the attempt it replaces.
 RUN_SUFFIX = "{{ ti.dag_id }}-{{ ti.run_id }}-{{ ti.try_number }}"

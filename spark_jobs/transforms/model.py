@@ -17,14 +17,11 @@ that reaches it (``threshold_at_precision``), which scoring uses to set ``is_fra
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 METRIC_NAMES: tuple[str, ...] = ("roc_auc", "pr_auc", "recall_at_precision")
 DEFAULT_THRESHOLD = 0.5  # used when no threshold reaches the target precision
@@ -151,21 +148,3 @@ def evaluate(y: np.ndarray, scores: np.ndarray, target_precision: float = 0.8) -
         "recall_at_precision": recall_at,
         "threshold_at_precision": threshold,
     }
-
-
-def pr_curve_figure(y: np.ndarray, scores: np.ndarray, title: str) -> "Figure":
-    """The precision-recall curve as a matplotlib Figure rendered by the Agg backend (no display needed)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
-    precision, recall, _ = precision_recall_curve(y, scores)
-    fig = Figure(figsize=(5, 4))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.step(recall, precision, where="post", label=f"AP = {average_precision_score(y, scores):.3f}")
-    ax.axhline(float(np.mean(y)), linestyle="--", color="grey", label="prevalence")
-    ax.set(xlabel="recall", ylabel="precision", title=title, xlim=(0, 1), ylim=(0, 1.05))
-    ax.legend(loc="upper right")
-    fig.tight_layout()
-    return fig

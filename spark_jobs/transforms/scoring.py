@@ -24,8 +24,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from spark_jobs.transforms.card_features import FEATURE_COLUMNS
 from spark_jobs.tracking import CHAMPION_ALIAS
+from spark_jobs.transforms.card_features import FEATURE_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -26,8 +26,8 @@ def main(argv: list[str]) -> None:
     from pyspark.testing import assertDataFrameEqual
 
     from spark_jobs import io
-    from tributary.config import load_profile
     from spark_jobs.transforms.card_features import compute_card_features
+    from tributary.config import load_profile
 
     catalog = load_profile("kind").catalog
     bronze = io.read_table(spark, catalog, "bronze_transactions", version=int(bronze_version))

@@ -24,11 +24,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from spark_jobs import io
-from tributary.config import Profile
-from spark_jobs.transforms.card_features import FEATURE_COLUMNS
-from spark_jobs.transforms.model import TrainConfig
 from spark_jobs.tracking import configure_mlflow
 from spark_jobs.train import train_and_register
+from spark_jobs.transforms.card_features import FEATURE_COLUMNS
+from spark_jobs.transforms.model import TrainConfig
+from tributary.config import Profile
 
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
 FEATURES_SCHEMA = T.StructType(

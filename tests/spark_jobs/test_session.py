@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tributary.config import REPO_ROOT, load_profile
 from spark_jobs.session import submitted_conf_keys
+from tributary.config import REPO_ROOT, load_profile
 from tributary.spark_conf import spark_conf
 
 from tributary.local_env import spark_home
@@ -19,8 +19,8 @@ from tributary.local_env import spark_home
 PROBE = '''
 import json, sys
 sys.path.insert(0, {root!r})
-from tributary.config import load_profile
 from spark_jobs.session import build_session
+from tributary.config import load_profile
 spark = build_session(load_profile("local"), "probe", {{"spark.sql.shuffle.partitions": "7"}})
 conf = spark.sparkContext.getConf()
 print("PROBE " + json.dumps({{k: conf.get(k, None) for k in

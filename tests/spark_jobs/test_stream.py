@@ -22,8 +22,8 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs import generate, io
-from tributary.config import ConfigError, Profile
 from spark_jobs.transforms.schema import BRONZE_SCHEMA
+from tributary.config import ConfigError, Profile
 from spark_jobs.stream import (
     SOURCES,
     StreamSink,

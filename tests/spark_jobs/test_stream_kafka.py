@@ -25,8 +25,8 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs import generate, io
-from tributary.config import REPO_ROOT, ConfigError, Profile, load_profile
 from spark_jobs.stream import build_source, main
+from tributary.config import REPO_ROOT, ConfigError, Profile, load_profile
 from tests.pipeline_data import load_script
 from tests.spark_jobs.ml_support import mlflow_store  # noqa: F401
 from tests.spark_jobs.test_stream import REASON_OF_KIND, ids, make_champion, versions

@@ -1,7 +1,9 @@
-"""Tests for spark_jobs.transforms.model and spark_jobs.train: determinism, metrics and what MLflow records (the time split:
-test_dataset.py)."""
+"""Tests for spark_jobs.transforms.model and spark_jobs.train: determinism, metrics and what MLflow records (the time
+split: transforms/test_training_data.py; the report's parts: transforms/test_model_report.py)."""
 
 from __future__ import annotations
+
+import json
 
 import mlflow
 import numpy as np
@@ -11,9 +13,10 @@ from mlflow import MlflowClient
 from pyspark.sql import SparkSession
 
 from spark_jobs import train
+from spark_jobs.tracking import artifact_location, configure_mlflow
 from spark_jobs.transforms.card_features import FEATURE_COLUMNS
 from spark_jobs.transforms.model import TrainConfig, evaluate, fit, predict_proba
-from spark_jobs.tracking import artifact_location, configure_mlflow
+from spark_jobs.transforms.model_report import PLOTS
 from tests.spark_jobs.ml_support import features_frame, mlflow_store, result_of, write_features  # noqa: F401
 
 
@@ -95,13 +98,33 @@ def test_train_logs_registers_and_is_reproducible(spark: SparkSession, mlflow_st
     assert run.data.params["feature_table_version"] == str(table_version) == run.data.tags["feature_table_version"]
     assert (run.data.params["seed"], run.data.params["epochs"], run.data.params["hidden"]) == ("5", "4", "8")
     assert run.data.params["holdout_fraction"] == "0.25"
-    assert "plots/pr_curve.png" in {a.path for a in client.list_artifacts(first["run_id"], "plots")}
+    plots = {a.path for a in client.list_artifacts(first["run_id"], "plots")}
+    assert plots == {f"plots/{name}.png" for name in PLOTS}
+    importance = mlflow.artifacts.load_dict(f"runs:/{first['run_id']}/evaluation/feature_importance.json")
+    assert list(importance["importance"]) != FEATURE_COLUMNS and set(importance["importance"]) == set(FEATURE_COLUMNS)
+    confusion = mlflow.artifacts.load_dict(f"runs:/{first['run_id']}/evaluation/confusion_matrix.json")
+    assert confusion["tp"] + confusion["fp"] + confusion["fn"] + confusion["tn"] == int(run.data.params["holdout_rows"])
+    inputs = {}
+    for logged in run.inputs.dataset_inputs:
+        tags = {tag.key: tag.value for tag in logged.tags}
+        inputs[tags["mlflow.data.context"]] = logged.dataset
+        assert tags["delta_table_version"] == str(table_version)
+    assert set(inputs) == {"training", "evaluation"}
+    for dataset in inputs.values():
+        source = json.loads(dataset.source)
+        assert dataset.name == "features_card" and dataset.source_type == "delta_table"
+        assert source.get("delta_table_version", 0) == table_version  # MLflow leaves a version 0 out
+        assert source["path"] == profile.catalog.uri("features_card")
+    assert json.loads(inputs["training"].profile)["num_rows"] + json.loads(inputs["evaluation"].profile)["num_rows"] \
+        == int(run.data.params["train_rows"]) + int(run.data.params["holdout_rows"])
 
     version = client.get_model_version(name, "1")
     assert version.run_id == first["run_id"]
     assert version.tags["feature_table_version"] == str(table_version)
     assert version.tags["feature_columns"].split(",") == FEATURE_COLUMNS
     assert float(version.tags["decision_threshold"]) == pytest.approx(first["metrics"]["threshold_at_precision"])
+    assert f"`features_card` version {table_version}" in version.description  # the model card
+    assert f"PR-AUC {first['metrics']['pr_auc']:.3f}" in version.description
     info = mlflow.models.get_model_info(first["model_uri"])
     assert info.signature.inputs.inputs[0].shape == (-1, len(FEATURE_COLUMNS))
     assert info.saved_input_example_info is not None

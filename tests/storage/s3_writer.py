@@ -24,8 +24,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tributary.config import load_profile  # noqa: E402
 from spark_jobs.session import build_session  # noqa: E402
+from tributary.config import load_profile  # noqa: E402
 
 
 def session(endpoint: str, access: str, secret: str, extra: dict[str, str] | None = None):

@@ -14,10 +14,10 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs import io, promote, score
+from spark_jobs.tracking import configure_mlflow
 from spark_jobs.transforms import scoring
 from spark_jobs.transforms.card_features import FEATURE_COLUMNS
 from spark_jobs.transforms.scoring import ChampionModel, NoChampionError, resolve_champion, score_features
-from spark_jobs.tracking import configure_mlflow
 from tests.spark_jobs.ml_support import (  # noqa: F401
     START,
     closed_port_url,
