@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
     from tributary.config import Profile
 
+JOB = get_job("promote")  # its datasets by role (conf/jobs.yaml)
 POLICY_PATH = REPO_ROOT / "mlflow" / "promotion-policy.yaml"
 TAG = "promotion."
 NONE = "none"
@@ -223,7 +224,7 @@ def _record_and_move(client: "MlflowClient", name: str, version: str, tags: Mapp
 
 def load_holdout(spark: "SparkSession", profile: "Profile", policy: Policy) -> tuple["np.ndarray", "np.ndarray", int]:
     """The policy's time holdout of the current ``features_card``: (features, labels, table version)."""
-    catalog, features = profile.catalog, get_job("promote").input("features")
+    catalog, features = profile.catalog, JOB.input("features")
     if not io.table_exists(spark, catalog, features):
         raise PromotionError(f"no {features} table at {catalog.uri(features)}; run spark_jobs.features")
     version = io.table_version(spark, catalog, features)
@@ -340,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     mode.add_argument("--version", type=optional(int), help="promote this registered version (no evaluation)")
     mode.add_argument("--rollback", action="store_true", help="move @champion back to the version it replaced")
     parser.add_argument("--policy", type=Path, default=POLICY_PATH, help="promotion policy YAML")
-    args, profile = parse_job_args(parser, argv, get_job("promote"))
+    args, profile = parse_job_args(parser, argv, JOB)
     from mlflow import MlflowClient
 
     name = profile.mlflow["model_name"]
