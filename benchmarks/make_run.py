@@ -125,13 +125,19 @@ def make_run_params() -> dict[str, Any]:
 
 
 def job_args(batch_id: str, as_of: str, params: dict[str, Any]) -> dict[str, list[str]]:
-    """The arguments fraud_pipeline's tasks render (dags/fraud_pipeline.py) for ``make run``'s conf: a full
-    refresh, so no interval."""
-    if not params["full_refresh"]:
-        raise ValueError("the baseline replays make run's full refresh; params must have full_refresh set")
-    interval = ["--start=", "--end="]
+    """The arguments fraud_pipeline's tasks render (dags/fraud_pipeline.py) for ``make run``'s conf: its sample's
+    days as the interval (the ``start``/``end`` params; a full refresh has none), and training's window of
+    ``train_days`` before the end."""
+    if params["full_refresh"]:
+        start = end = days = ""
+    elif params["start"] and params["end"]:
+        start, end, days = params["start"], params["end"], params["train_days"] or ""
+    else:
+        raise ValueError("the baseline replays make run's conf: params need start and end, or full_refresh")
+    interval = [f"--start={start}", f"--end={end}"]
     return {"ingest": [f"--batch-id={batch_id}", f"--as-of={as_of}"], "features": interval,
-            "train": [f"--epochs={params['epochs']}", f"--seed={params['seed']}"],
+            "train": [f"--epochs={params['epochs']}", f"--seed={params['seed']}", f"--window-end={end}",
+                      f"--window-days={days}"],
             "promote": [f"--version={params['promote_version'] or ''}"], "score": interval}
 
 

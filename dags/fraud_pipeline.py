@@ -23,16 +23,20 @@ DOC = """
 
 **Incremental:** each run's data interval is the day before it (`0 0 * * *` UTC, a data-interval timetable).
 features computes only the transactions whose `event_time` lies in it (reading 30 days back for the card
-profile) and score re-scores only them, both by MERGE; training uses the whole feature table. A first run (no
-table yet) builds everything. To rebuild everything, trigger with `full_refresh`; to redo past days, backfill
-them: a backfill of several intervals gives the same tables as one full run.
+profile) and score re-scores only them, both by MERGE; training keeps its own window: the whole feature table, or
+with `train_days` the days before the interval's end. A first run (no table yet) builds everything. To rebuild
+everything, trigger with `full_refresh`; to redo past days, backfill them: a backfill of several intervals gives the
+same tables as one full run. With `train_days` set, a run's cost follows its day, the look-back and the training
+window, not the history in bronze.
 
 Every task is idempotent: ingest, features and score MERGE on `transaction_id`, so retries, re-runs and backfills
 are safe.
 
 **Manual runs** (Trigger DAG w/ config): `batch_id` ingests one landing batch (empty: everything landed);
 `full_refresh` recomputes features and re-scores every transaction instead of the run's interval;
-`promote_version` promotes that model version by hand instead of applying the policy; `epochs`, `seed` tune training.
+`start`/`end` replace the data interval (`make run` passes the days its sample covers); `train_days` sizes the
+training window; `promote_version` promotes that model version by hand instead of applying the policy; `epochs`,
+`seed` tune training.
 """
 
 with DAG(
@@ -62,6 +66,18 @@ with DAG(
             False, type="boolean", description="Recompute all features and re-score everything, not only this "
             "run's data interval.",
         ),
+        "start": Param(
+            None, type=["null", "string"], format="date-time", description="Features and scores for event times "
+            "from this instant instead of the run's data interval (e.g. the first day a landed batch covers).",
+        ),
+        "end": Param(
+            None, type=["null", "string"], format="date-time", description="... up to this instant (exclusive); "
+            "also where the training window ends.",
+        ),
+        "train_days": Param(
+            None, type=["null", "integer"], minimum=1, description="Train on the feature rows of this many days "
+            "before the interval's end (a rolling window); empty: on the whole table.",
+        ),
         "promote_version": Param(
             None, type=["null", "integer"], minimum=1, description="Promote this model version by hand."
         ),
@@ -71,13 +87,15 @@ with DAG(
 ) as dag:
     # The future check's clock: when the run was due (the trigger time of a manual run), fixed across retries.
     ingest = launch("ingest", args=["--batch-id={{ params.batch_id or '' }}", "--as-of={{ dag_run.run_after | ts }}"])
-    # The run's data interval; empty (everything) on a full refresh or a run that has no interval.
-    interval = [
-        "--start={{ data_interval_start | ts if data_interval_start and not params.full_refresh else '' }}",
-        "--end={{ data_interval_end | ts if data_interval_end and not params.full_refresh else '' }}",
-    ]
+    # The run's data interval, or the start/end params; empty (everything) on a full refresh or with neither.
+    start = ("{{ '' if params.full_refresh else params.start"
+             " or (data_interval_start | ts if data_interval_start else '') }}")
+    end = "{{ '' if params.full_refresh else params.end or (data_interval_end | ts if data_interval_end else '') }}"
+    interval = [f"--start={start}", f"--end={end}"]
     features = launch("features", args=interval)
-    train = launch("train", args=["--epochs={{ params.epochs }}", "--seed={{ params.seed }}"])
+    # Training's own window: train_days before the interval's end; the whole table without it or on a full refresh.
+    window = [f"--window-end={end}", "--window-days={{ '' if params.full_refresh else params.train_days or '' }}"]
+    train = launch("train", args=["--epochs={{ params.epochs }}", "--seed={{ params.seed }}", *window])
     promote = launch("promote", args=["--version={{ params.promote_version or '' }}"])
     score = launch("score", args=interval)
 

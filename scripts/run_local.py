@@ -23,14 +23,20 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from spark_jobs.generate import GeneratorConfig  # noqa: E402
 from tributary.config import load_profile  # noqa: E402
 from tributary.local_env import airflow_env  # noqa: E402
 
 BATCH_ID = "batch-0001"
 STREAM_BATCH_ID = "stream-0001"
-# fraud_pipeline's run conf: this batch, and every transaction featurised and scored. The sample spans 14 days of
-# November 2026, not the run's data interval (the day before it), which a scheduled daily run works on.
-PIPELINE_CONF = {"batch_id": BATCH_ID, "full_refresh": True}
+# fraud_pipeline's run conf: this batch, featurised and scored over the days it covers (14 days of November 2026,
+# not the run's data interval, the day before it, which a scheduled daily run works on), and a model trained on the
+# 90 days before their end. An interval, not a full refresh: with history already in bronze the run still reads only
+# these days, their look-back and the training window.
+SAMPLE_START, SAMPLE_END = GeneratorConfig().window
+TRAIN_DAYS = 90
+PIPELINE_CONF = {"batch_id": BATCH_ID, "start": SAMPLE_START.isoformat(), "end": SAMPLE_END.isoformat(),
+                 "train_days": TRAIN_DAYS}
 
 
 def step(title: str, cmd: list[str], env: dict[str, str]) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from spark_jobs.cli import optional
@@ -56,6 +56,14 @@ class Interval:
             df = df.where(F.col(column) < F.lit(self.end))
         return df
 
+    def last_days(self, days: int, newest: datetime | None) -> "Interval":
+        """The ``days`` days before this interval's end (or, with an open end, up to and including ``newest``, the
+        newest ``event_time`` there is); its start must be open. Nothing there (``newest`` None): everything."""
+        if self.start is not None:
+            raise ValueError("a window of days needs an open start")
+        end = self.end or (utc(newest) + timedelta(microseconds=1) if newest is not None else None)
+        return Interval(end - timedelta(days=days), end) if end is not None else self
+
     def as_dict(self) -> dict[str, Any]:
         return {"start": self.start.isoformat() if self.start else None,
                 "end": self.end.isoformat() if self.end else None}
@@ -67,6 +75,17 @@ def add_interval_args(parser: argparse.ArgumentParser, rows: str, prefix: str = 
                         help=f"only {rows} with event_time >= this (ISO-8601, UTC if naive; default: open)")
     parser.add_argument(f"--{prefix}end", type=optional(utc_datetime), default=None,
                         help=f"only {rows} with event_time < this (ISO-8601, UTC if naive; default: open)")
+
+
+def positive_days(text: str) -> int:
+    """An argparse ``type``: a whole number of days, 1 or more."""
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of days, 1 or more: {text!r}")
+    return days
 
 
 def interval_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, prefix: str = "") -> Interval:

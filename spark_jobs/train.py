@@ -1,8 +1,9 @@
 """Train the fraud model on ``features_card`` and register it in MLflow as the ``@challenger``.
 
 Steps: pin the current Delta version of ``features_card`` (recorded as ``feature_table_version``), keep the
-training window (``--window-start``/``--window-end`` on ``event_time``, logged as params; default: the whole table;
-training has its own window, not the pipeline run's data interval that features and score work on), split it by
+training window (``--window-start``/``--window-end`` on ``event_time``, or ``--window-days N``: the N days before
+``--window-end``, or before the newest feature row; logged as params; default: the whole table; training has its own
+window, not the pipeline run's data interval that features and score work on), split it by
 time (train on the earlier transactions, hold out the latest ``--holdout-fraction`` by ``event_time``), fit a
 ``spark_jobs.transforms.model.FraudMLP`` on the raw ``FEATURE_COLUMNS`` (class imbalance via ``pos_weight``), evaluate on the
 holdout (``roc_auc``, ``pr_auc``, ``recall_at_precision``), and log to the profile's MLflow experiment: params,
@@ -28,11 +29,12 @@ Run by hand (after ``spark_jobs.features``)::
 from __future__ import annotations
 
 import argparse
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
 from spark_jobs import io
-from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
-from spark_jobs.interval import Interval, add_interval_args, interval_from_args
+from spark_jobs.cli import emit_result, fail, job_parser, optional, parse_job_args
+from spark_jobs.interval import Interval, add_interval_args, interval_from_args, positive_days
 from spark_jobs.session import build_session
 from spark_jobs.tracking import CHALLENGER_ALIAS, TrackingUnavailable, configure_mlflow
 from spark_jobs.transforms.card_features import FEATURE_COLUMNS
@@ -49,6 +51,7 @@ MODEL_ARTIFACT = "model"
 PLOTS_DIR = "plots"  # plots/<name>.png for each of model_report.PLOTS
 DEFAULT_HOLDOUT_FRACTION = 0.2
 DEFAULT_TARGET_PRECISION = 0.8
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def pip_requirements() -> list[str]:
@@ -168,6 +171,15 @@ def layer_widths(text: str) -> tuple[int, ...]:
     return widths
 
 
+def newest_event_time(table) -> datetime | None:
+    """The newest ``event_time`` in ``table`` (UTC), None when it is empty; read as epoch microseconds, so the
+    driver's own time zone plays no part."""
+    from pyspark.sql import functions as F
+
+    micros = table.agg(F.unix_micros(F.max("event_time"))).first()[0]
+    return None if micros is None else EPOCH + timedelta(microseconds=micros)
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Train on a pinned version of ``features_card``, register the model as ``@challenger``, emit the result."""
     features = JOB.input("features")
@@ -180,8 +192,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--holdout-fraction", type=float, default=DEFAULT_HOLDOUT_FRACTION)
     parser.add_argument("--target-precision", type=float, default=DEFAULT_TARGET_PRECISION)
     add_interval_args(parser, "feature rows to train and evaluate on", prefix="window-")
+    parser.add_argument("--window-days", type=optional(positive_days), default=None,
+                        help="train on the N days before --window-end (or before the newest feature row); "
+                             "not with --window-start (default: no limit)")
     args, profile = parse_job_args(parser, argv, JOB)
     window = interval_from_args(parser, args, prefix="window-")
+    if args.window_days is not None and window.start is not None:
+        parser.error("--window-days and --window-start both set the window's start; pass one of them")
     config = TrainConfig(args.seed, args.epochs, args.hidden, args.learning_rate, args.batch_size)
     try:  # before Spark starts: an MLflow that is down fails here, with nothing read or written
         configure_mlflow(profile)
@@ -191,7 +208,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not io.table_exists(spark, profile.catalog, features):
         fail(f"no {features} table at {profile.catalog.uri(features)}; run spark_jobs.features first")
     version = io.table_version(spark, profile.catalog, features)
-    rows = window.select(io.read_table(spark, profile.catalog, features, version))
+    table = io.read_table(spark, profile.catalog, features, version)
+    if args.window_days is not None:
+        window = window.last_days(args.window_days, None if window.end else newest_event_time(table))
+    rows = window.select(table)
     fit_rows, holdout = time_split(rows, args.holdout_fraction)
     options = {"model_name": profile.mlflow["model_name"], "feature_table_version": version, "window": window,
                "feature_table_uri": profile.catalog.uri(features),

@@ -132,12 +132,13 @@ def test_rerun_on_yarn_changes_nothing(pipeline_run, yarn, spark, monkeypatch, c
     for app_id in logged:
         assert f"Registered executor ExternalShuffleBlockResolver[appId={app_id}" in nm_log, app_id
 
-    # The features the YARN job wrote (over bronze with the stream's rows by now) equal the local job's on the same
-    # bronze: the local features job, run here in-process, recomputes the table.
+    # The features the YARN job wrote equal the local job's on the same bronze: the local features job, run here
+    # in-process on make run's interval (the sample's days, as the DAG passed it), recomputes that slice.
     from spark_jobs import features
 
     features_yarn = table_rows(spark, home, "features_card")
-    features.main(["--profile", "local"])
+    conf = run_local.PIPELINE_CONF
+    features.main(["--profile", "local", f"--start={conf['start']}", f"--end={conf['end']}"])
     assertDataFrameEqual(table_rows(spark, home, "features_card"), features_yarn)
 
 

@@ -20,10 +20,13 @@ def test_the_baseline_submits_what_airflow_submits_for_each_task(monkeypatch):
     monkeypatch.setenv("TRIBUTARY_PROFILE", "local")
     monkeypatch.setenv("AIRFLOW_CONN_TRIBUTARY_SPARK", json.dumps(spark_connection(profile)))
     dag = make_run.load_dag()
-    assert make_run.dag_defaults() == {"batch_id": None, "full_refresh": False, "promote_version": None, "epochs": 8,
-                                       "seed": 7}
+    assert make_run.dag_defaults() == {"batch_id": None, "full_refresh": False, "start": None, "end": None,
+                                       "train_days": None, "promote_version": None, "epochs": 8, "seed": 7}
     params = make_run.make_run_params()
-    assert params["full_refresh"] and params["batch_id"] == "batch-0001"
+    assert not params["full_refresh"] and params["batch_id"] == "batch-0001"
+    # the days make run's sample covers: an interval, so history already in bronze is not read again
+    assert (params["start"], params["end"]) == ("2026-11-01T00:00:00+00:00", "2026-11-15T00:00:00+00:00")
+    assert params["train_days"] == 90  # and a training window ending there
     due = datetime(2026, 12, 1, 6, 30, tzinfo=timezone.utc)
     expected = make_run.job_args("batch-0001", due.isoformat(), params)
     assert [t.task_id for t in dag.tasks] == list(make_run.JOBS) == list(expected)

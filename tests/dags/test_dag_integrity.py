@@ -116,7 +116,8 @@ def test_an_untouched_trigger_ingests_everything_landed(dagbag):
 
 def test_features_and_score_work_on_the_runs_data_interval(dagbag):
     """A scheduled run's data interval is the day before it (an empty one was the "@daily" trigger timetable's), and
-    features and score get it as --start/--end; a full refresh, or a run with no interval, gets none: everything.
+    features and score get it as --start/--end, or the start/end params instead; training gets its own window, the
+    train_days before the interval's end; a full refresh, or a run with no interval, gets none: everything.
     Rendered with the DAG's own template environment, as the worker renders them."""
     from airflow.serialization.serialized_objects import DagSerialization
 
@@ -129,20 +130,28 @@ def test_features_and_score_work_on_the_runs_data_interval(dagbag):
     env = dag.get_template_env()
     defaults = {name: param.resolve() for name, param in dag_params(dag).items()}
 
-    def rendered(task_id: str, full_refresh: bool, bounds: tuple | None) -> list[str]:
+    def rendered(task_id: str, full_refresh: bool, bounds: tuple | None, **params) -> list[str]:
         start, end = bounds or (None, None)
-        context = {"params": {**defaults, "full_refresh": full_refresh}, "data_interval_start": start,
+        context = {"params": {**defaults, "full_refresh": full_refresh, **params}, "data_interval_start": start,
                    "data_interval_end": end, "dag_run": SimpleNamespace(run_after=due)}
         return [env.from_string(arg).render(**context) for arg in dag.get_task(task_id).application_args
-                if arg.startswith(("--start", "--end", "--as-of"))]
+                if arg.startswith(("--start", "--end", "--as-of", "--window"))]
 
+    day = (interval.start, interval.end)
     for task_id in ("features", "score"):
-        assert rendered(task_id, False, (interval.start, interval.end)) == [
-            "--start=2026-12-02T00:00:00+00:00", "--end=2026-12-03T00:00:00+00:00"]
-        assert rendered(task_id, True, (interval.start, interval.end)) == ["--start=", "--end="]
+        assert rendered(task_id, False, day) == ["--start=2026-12-02T00:00:00+00:00", "--end=2026-12-03T00:00:00+00:00"]
+        assert rendered(task_id, True, day) == ["--start=", "--end="]
         assert rendered(task_id, False, None) == ["--start=", "--end="]
-    assert rendered("train", False, (interval.start, interval.end)) == []  # training keeps its own window
-    assert rendered("ingest", False, (interval.start, interval.end)) == ["--as-of=2026-12-03T06:00:00+00:00"]
+        assert rendered(task_id, False, day, start="2026-11-01T00:00:00+00:00", end="2026-11-15T00:00:00+00:00") == [
+            "--start=2026-11-01T00:00:00+00:00", "--end=2026-11-15T00:00:00+00:00"]
+    # training keeps its own window: the whole table, or train_days before the interval's end
+    assert rendered("train", False, day) == ["--window-end=2026-12-03T00:00:00+00:00", "--window-days="]
+    assert rendered("train", False, day, train_days=90) == ["--window-end=2026-12-03T00:00:00+00:00",
+                                                           "--window-days=90"]
+    assert rendered("train", False, day, end="2026-11-15T00:00:00+00:00", train_days=30) == [
+        "--window-end=2026-11-15T00:00:00+00:00", "--window-days=30"]
+    assert rendered("train", True, day, train_days=90) == ["--window-end=", "--window-days="]
+    assert rendered("ingest", False, day) == ["--as-of=2026-12-03T06:00:00+00:00"]
 
 
 # What the Airflow image lacks: the jobs group of uv.lock (docker/airflow/requirements.txt is the airflow group) and

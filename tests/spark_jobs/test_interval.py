@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs.interval import Interval, add_interval_args, interval_from_args, utc_datetime
+from spark_jobs.interval import Interval, add_interval_args, interval_from_args, positive_days, utc_datetime
 from tests.spark_jobs.ml_support import features_frame
 
 UTC = timezone.utc
@@ -52,3 +52,18 @@ def test_an_empty_interval_fails_fast_with_the_flags_to_fix(capsys) -> None:
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "the interval is empty" in err and "--window-start 2026-11-02" in err and "--window-end" in err
+
+
+def test_last_days_ends_at_the_end_or_just_after_the_newest_row() -> None:
+    end = datetime(2026, 11, 15, tzinfo=UTC)
+    assert Interval(None, end).last_days(7, newest=None) == Interval(datetime(2026, 11, 8, tzinfo=UTC), end)
+    newest = datetime(2026, 11, 14, 23, 59, tzinfo=UTC)
+    window = Interval().last_days(1, newest)
+    assert window.end == newest + timedelta(microseconds=1) and window.start == window.end - timedelta(days=1)
+    assert Interval().last_days(1, newest=None) == Interval()  # an empty table: nothing to bound
+    with pytest.raises(ValueError, match="open start"):
+        Interval(end - timedelta(days=1), end).last_days(7, None)
+    assert positive_days("90") == 90
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(argparse.ArgumentTypeError, match="1 or more"):
+            positive_days(bad)

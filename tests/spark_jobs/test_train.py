@@ -4,6 +4,7 @@ split: transforms/test_training_data.py; the report's parts: transforms/test_mod
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import mlflow
 import numpy as np
@@ -17,7 +18,7 @@ from spark_jobs.tracking import artifact_location, configure_mlflow
 from spark_jobs.transforms.card_features import FEATURE_COLUMNS
 from spark_jobs.transforms.model import TrainConfig, evaluate, fit, predict_proba
 from spark_jobs.transforms.model_report import PLOTS
-from tests.spark_jobs.ml_support import features_frame, mlflow_store, result_of, write_features  # noqa: F401
+from tests.spark_jobs.ml_support import START, features_frame, mlflow_store, result_of, write_features  # noqa: F401
 
 
 # --- model: determinism and metrics -----------------------------------------------------------------------------
@@ -129,6 +130,31 @@ def test_train_logs_registers_and_is_reproducible(spark: SparkSession, mlflow_st
     assert info.signature.inputs.inputs[0].shape == (-1, len(FEATURE_COLUMNS))
     assert info.saved_input_example_info is not None
     assert "pytorch" in info.flavors
+
+
+def test_train_window_days_ends_at_the_window_end_or_the_newest_row(spark: SparkSession, mlflow_store) -> None:
+    """fraud_pipeline's window: --window-days N before --window-end (the run's end), or before the newest row."""
+    write_features(features_frame(spark, rows=400), mlflow_store)  # one row a minute from START
+    end = START + timedelta(minutes=300)
+    windowed = train.main([*ARGS, f"--window-end={end.isoformat()}", "--window-days=1"])
+    assert windowed["window"] == {"start": (end - timedelta(days=1)).isoformat(), "end": end.isoformat()}
+    params = MlflowClient().get_run(windowed["run_id"]).data.params
+    assert int(params["train_rows"]) + int(params["holdout_rows"]) == 300
+    assert params["window_end"] == end.isoformat()
+    newest = train.main([*ARGS, "--window-end=", "--window-days=1"])  # the newest row is START + 399 min
+    assert newest["window"]["end"] == (START + timedelta(minutes=399, microseconds=1)).isoformat()
+    params = MlflowClient().get_run(newest["run_id"]).data.params
+    assert int(params["train_rows"]) + int(params["holdout_rows"]) == 400
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--window-days=0"], "not a whole number of days, 1 or more: '0'"),
+    (["--window-days=1", "--window-start=2026-11-01"], "--window-days and --window-start both set"),
+])
+def test_train_window_flags_fail_fast(argv, message, tributary_home, capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        train.main(["--profile", "local", *argv])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_train_fails_clearly_without_a_features_table(tributary_home, capsys) -> None:
