@@ -20,8 +20,10 @@ RUN := $(UV) run --frozen
 STAMP := var/.stamps
 ROWS ?= 20000
 
-# Component makefiles (terraform, k8s) add targets and append their tool installs to TEST_PREREQS.
+# Component makefiles (terraform, k8s) add targets and append their tool installs to TEST_PREREQS; what only the
+# background half of `make test` needs (the images) to TEST_BACKGROUND_PREREQS, which that half builds itself.
 TEST_PREREQS :=
+TEST_BACKGROUND_PREREQS :=
 -include make/*.mk
 
 .PHONY: help setup jars run up down test bench clean airflow-db requirements
@@ -65,7 +67,7 @@ down: ## stop what an interrupted `make up` left running (by the PIDs it recorde
 	$(RUN) python scripts/up.py --down
 
 test: setup $(TEST_PREREQS) ## run every test (tests/cluster beside the rest; see scripts/test.sh)
-	@scripts/test.sh $(PYTEST_ARGS)
+	@TEST_BACKGROUND_PREREQS="$(strip $(TEST_BACKGROUND_PREREQS))" scripts/test.sh $(PYTEST_ARGS)
 
 bench: setup ## run the benchmarks (benchmarks/README.md) into benchmarks/results; QUICK=1 for CI-sized data
 	$(RUN) python -m benchmarks.run $(if $(QUICK),--quick --out var/bench)

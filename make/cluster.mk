@@ -33,8 +33,10 @@ images: images-build ## images-build, then push them to the local cluster's regi
 	@if curl -fsS http://localhost:5001/v2/ >/dev/null 2>&1; then k8s/cluster/images.sh push; \
 	else echo "images: built; no local registry running (make cluster-up), so nothing pushed"; fi
 
-# tests/cluster start the cluster, push the images and install the chart themselves; they need these built.
-TEST_PREREQS += images-build
+# tests/cluster start the cluster, push the images and install the chart themselves; they need these built. The
+# background half of `make test` builds them first (scripts/test.sh), while the rest already runs: a cold build is
+# mostly downloads and dpkg, which leave the cores to the tests.
+TEST_BACKGROUND_PREREQS += images-build
 
 docker-images: ## build the spark, airflow and mlflow images with docker (IMAGE_PREFIX, IMAGE_TAG), for kind and registries
 	@for target in spark airflow mlflow; do \

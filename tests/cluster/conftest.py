@@ -4,7 +4,8 @@ One cluster for the whole package, in order (the files are numbered): the cluste
 run through Airflow on the host with its faults (tests/cluster/pipeline_run.py, the fixture ``pipeline``), the chart's
 stream under driver faults, and last the uninstall. If a cluster is already running (a
 developer's `make cluster-up`), it is used and left running; otherwise the package starts it and always stops it,
-by PID, also when a test fails. `make test` builds the binaries and the images first (TEST_PREREQS).
+by PID, also when a test fails. `make test` builds the binaries and the images first, in the background half
+that runs this package (TEST_BACKGROUND_PREREQS, scripts/test.sh).
 
 Figures for the closing notes (durations, time to Ready, each application's run time, peak memory) are collected
 into var/cluster-test-report.json.
