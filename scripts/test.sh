@@ -2,11 +2,11 @@
 # `make test`: every test, in two pytest processes side by side. tests/cluster (the live cluster: one package
 # fixture, mostly waiting on pods, Spark applications and Airflow) runs in the background while the rest (local
 # Spark, Delta, Airflow, MLflow, PyTorch, `make up`'s servers, the offline K8s/Terraform checks: CPU-bound) runs in
-# the foreground; the two together keep the machine's 2 cores busy and take about as long as each other. Both get the same pytest arguments; the exit status
-# is the worse of the two. Each writes JUnit XML to var/test-results/; the background output follows the rest's
-# once that ends. The background half first builds what only it needs (TEST_BACKGROUND_PREREQS, make targets: the
-# images), so on a cold machine the rest's tests run beside that build instead of after it; a failed build fails
-# that half before its tests, with the build's output in its log.
+# the foreground; the two together keep the machine's 2 cores busy and take about as long as each other. Both get
+# the same pytest arguments; the exit status is the worse of the two. Each writes JUnit XML to var/test-results/; the
+# background output follows the rest's once that ends. The background half first builds what only it needs
+# (TEST_BACKGROUND_PREREQS, make targets: the images), so on a cold machine the rest's tests run beside that build
+# instead of after it; a failed build fails that half before its tests, with the build's output in its log.
 #
 #   scripts/test.sh [pytest args...]     (the Makefile passes PYTEST_ARGS)
 #   TRIBUTARY_TEST_SPLIT=0 scripts/test.sh ...   one pytest over everything (testpaths), in sequence
