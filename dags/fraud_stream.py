@@ -1,5 +1,6 @@
 """fraud_stream: the streaming scorer. On batch-style profiles it runs `availableNow` on a schedule; on
-Kubernetes the same job runs as a long-lived application.
+Kubernetes the same job runs as a long-lived application, which this DAG's task creates when absent and otherwise
+only checks (its one owner: tributary/streaming_operator.py).
 
 Wiring only: the task comes from the launcher, the logic lives in spark_jobs/stream.py.
 """
@@ -19,6 +20,9 @@ computes point-in-time features against bronze, scores with `models:/<name>@cham
 `stream_predictions` exactly once (checkpoint + idempotent Delta writes). Each run processes everything that has
 landed since the last one (`trigger(availableNow=True)`) and stops; `max_active_runs=1` keeps one query per
 checkpoint.
+
+On Kubernetes the query runs without end in the SparkApplication `tributary-stream`; each run of this DAG creates it
+if it is absent (unpause the DAG after `helm install` to start the stream) and fails if it is failed.
 """
 
 with DAG(

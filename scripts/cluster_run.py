@@ -6,10 +6,11 @@ After `make cluster-up` (root), each step is the real component:
 2. a batch of raw transactions lands in the chart's S3 store;
 3. Airflow runs on this host, as a managed Airflow would (API server, scheduler, DAG processor, triggerer), with the
    same DAG files, the kind profile and a Kubernetes connection holding the chart's Airflow worker identity;
-   `fraud_pipeline` is unpaused and triggered through Airflow's REST API, and every task is a
-   SparkKubernetesOperator whose SparkApplication spark-operator runs in the job namespace;
-4. a second batch (new transactions each time) lands for the chart's long-running stream application, which
-   scores it;
+   `fraud_stream` is unpaused and triggered through Airflow's REST API: its task creates the long-running stream
+   application if absent (ADR 0006), which waits for a champion model; then `fraud_pipeline` is unpaused and
+   triggered, and every task is a SparkKubernetesOperator whose SparkApplication spark-operator runs in the job
+   namespace;
+4. a second batch (new transactions each time) lands for the stream, which scores it;
 5. a `summary` SparkApplication reads the tables and MLflow on the cluster and prints the summary that becomes
    var/cluster-run-summary.json, with the same keys as var/run-summary.json, plus each task's duration.
 
@@ -169,6 +170,21 @@ def run_pipeline(api: AirflowAPI, logical_date: datetime, timeout: float,
     return run_id, tasks
 
 
+def ensure_stream(api: AirflowAPI, timeout: float = 600) -> dict:
+    """fraud_stream unpaused and triggered through the REST API, as a user starts the stream: its task creates
+    tributary-stream (a dependent of the chart's tributary-env) when absent, else finds it. Returns the run id and
+    the task's state, try number and log."""
+    api.wait_for_dag("fraud_stream")
+    api.unpause("fraud_stream")
+    run_id = api.trigger("fraud_stream", datetime.now(timezone.utc).replace(microsecond=0), {})
+    state = api.wait_run("fraud_stream", run_id, timeout)
+    (task,) = api.task_instances("fraud_stream", run_id)
+    log = api.task_log("fraud_stream", run_id, task["task_id"], task["try_number"] or 1)
+    if state != "success":
+        raise PlatformError(f"fraud_stream run {run_id} ended '{state}' (task {task['state']}):\n{log[-3000:]}")
+    return {"run_id": run_id, "state": task["state"], "try_number": task["try_number"], "log": log}
+
+
 def stream_scored(platform: Platform) -> tuple[str, int]:
     """The stream's driver pod (its uid: the operator replaces it on a restart) and the rows it ingested so far,
     from its per-batch log lines."""
@@ -254,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                       "--seed", "42")
         say(f"  {len(landed)} file(s) under s3://tributary-lake/landing/batch/{BATCH_ID}/")
         with host_airflow(platform, args.airflow_home, args.airflow_port) as api:
+            step("start the stream (fraud_stream)", ensure_stream, api)
             run_id, tasks = run_pipeline(api, datetime.now(timezone.utc).replace(microsecond=0), args.timeout, platform)
         for task, info in tasks.items():
             say(f"  {task:<10} {info['state']:<8} try {info['try_number']}  {info['duration_s'] or 0:.0f}s")

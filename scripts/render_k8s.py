@@ -14,16 +14,16 @@ For each Kubernetes profile this writes ``build/rendered/<profile>/``:
   which cannot be fetched here) is turned off in the staged copy and listed in ``RENDERED.md``; after
   ``helm dependency build`` it renders too.
 
-It also refreshes ``helm/tributary/files/streaming/<profile>.yaml``, the streaming application the chart embeds,
-and ``docs/specs/<profile>/<job>.yaml`` for kind and eks, each job's SparkApplication as committed documentation
-(the README's job table links them), from the same rendering (tests/helm fails when either is stale).
+It also refreshes ``docs/specs/<profile>/<job>.yaml`` for kind and eks, each job's SparkApplication as committed
+documentation (the README's job table links them), from the same rendering (tests/helm fails when one is stale).
+The chart holds no SparkApplication: the stream's is the fraud_stream task's (ADR 0006).
 
 Tools come from ``make k8s-tools``: helm in .tools/bin, the spark-operator module recorded in
 .tools/spark-operator.json.
 
 Usage::
 
-    python scripts/render_k8s.py [--profile kind ...] [--out build/rendered] [--no-sync-chart]
+    python scripts/render_k8s.py [--profile kind ...] [--out build/rendered] [--no-sync-docs]
 """
 
 from __future__ import annotations
@@ -142,16 +142,6 @@ def dag_specs(profile: str) -> dict[str, dict[str, Any]]:
     return specs
 
 
-def streaming_task(specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The long-running streaming application among a profile's specs."""
-    (stream,) = [s for s in specs.values() if s["metadata"]["labels"]["tributary.dev/workload"] == "streaming"]
-    return stream
-
-
-def embedded_stream_path(profile: str) -> Path:
-    return CHART_DIR / "files" / "streaming" / f"{profile}.yaml"
-
-
 def documented_spec_path(profile: str, job: str) -> Path:
     """Where the README's job table links ``job``'s SparkApplication on ``profile`` (one of DOCUMENTED_PROFILES)."""
     return SPECS_DIR / profile / f"{job}.yaml"
@@ -234,7 +224,7 @@ def split_manifests(text: str) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
-def render_profile(profile: str, out: Path, sync_chart: bool = True) -> Path:
+def render_profile(profile: str, out: Path, sync_docs: bool = True) -> Path:
     """Write build/rendered/<profile>/ (see the module docstring); returns that directory."""
     from tributary.sparkapp import dump
 
@@ -246,11 +236,9 @@ def render_profile(profile: str, out: Path, sync_chart: bool = True) -> Path:
     specs = dag_specs(profile)
     for task_id, spec in sorted(specs.items()):
         (apps / f"{task_id}.yaml").write_text(dump(spec))
-    if sync_chart:
-        sync(embedded_stream_path(profile), dump(streaming_task(specs)))
-        if profile in DOCUMENTED_PROFILES:
-            for task_id, spec in sorted(specs.items()):
-                sync(documented_spec_path(profile, task_id), dump(spec))
+    if sync_docs and profile in DOCUMENTED_PROFILES:
+        for task_id, spec in sorted(specs.items()):
+            sync(documented_spec_path(profile, task_id), dump(spec))
     staged, dropped = stage_chart()
     for name, docs in split_manifests(helm_template(staged, profile, dropped)).items():
         (target / f"{name}.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False, width=1000))
@@ -275,12 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", action="append", choices=K8S_PROFILES, help="profile (repeatable; default: all)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output root (default: build/rendered)")
-    parser.add_argument("--no-sync-chart", action="store_true",
-                        help="do not refresh helm/tributary/files/streaming and docs/specs")
+    parser.add_argument("--no-sync-docs", action="store_true", help="do not refresh docs/specs")
     args = parser.parse_args(argv)
     try:
         for profile in args.profile or K8S_PROFILES:
-            target = render_profile(profile, args.out, sync_chart=not args.no_sync_chart)
+            target = render_profile(profile, args.out, sync_docs=not args.no_sync_docs)
             count = len(list((target / "sparkapplications").glob("*.yaml")))
             print(
                 f"render: {target.relative_to(REPO_ROOT) if target.is_relative_to(REPO_ROOT) else target} "

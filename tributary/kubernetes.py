@@ -12,8 +12,10 @@ The spec is ``tributary.sparkapp.render_application`` (template + profile + job 
   ``reattach_on_restart`` lets a restarted worker pick up a running driver instead of submitting twice, and
   ``on_finish_action="keep_pod"`` has the provider label every finished driver ``already_checked``, so that clearing a
   finished task runs it again (a new application) rather than reattaching to the kept driver of the earlier try.
-- The streaming job: ``EnsureSparkApplicationOperator`` (tributary.streaming_operator), which keeps the one
-  long-running application present and never starts a second one (one query per checkpoint).
+- The streaming job: ``EnsureSparkApplicationOperator`` (tributary.streaming_operator), the long-running
+  application's one owner: it creates it when absent, as a dependent of the chart's ConfigMap
+  ``launcher.env_config_map`` (so ``helm uninstall`` stops it), and never starts a second one (one query per
+  checkpoint).
 
 Parse-time cost: the provider is imported inside the builder, only on Kubernetes profiles.
 """
@@ -56,6 +58,7 @@ def build(job: Job, task_id: str, args: Sequence[str], profile: Profile, **kwarg
             namespace=profile.launcher["namespace"],
             kubernetes_conn_id=profile.launcher["kubernetes_conn_id"],
             template_spec=spec,
+            owner_config_map=profile.launcher["env_config_map"],
             **kwargs,
         )
     from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import SparkKubernetesOperator

@@ -3,8 +3,8 @@
 ``render_application(job, profile, args)`` fills ``k8s/templates/sparkapplication.yaml.j2`` and returns the
 spark-operator v2 ``SparkApplication`` as a dict. It is pure (no Airflow, no Kubernetes client, no Spark) and is the
 only place specs come from: the ``spark_kubernetes`` launcher builder passes its result to
-``SparkKubernetesOperator(template_spec=...)``, ``make render`` writes what the DAGs hold, and the Helm chart embeds
-the streaming application rendered here.
+``SparkKubernetesOperator(template_spec=...)`` (and the stream's ``EnsureSparkApplicationOperator``), and
+``make render`` writes what the DAGs hold.
 
 What the workload class (a job's ``workload`` in ``conf/jobs.yaml``; its keys in ``conf/workloads.yaml``) decides:
 
@@ -144,16 +144,6 @@ def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> 
         "tributary.dev/workload": job.workload,
         "tributary.dev/profile": profile.name,
     }
-    annotations: dict[str, str] = {}
-    if workload.long_running:
-        app = launcher["streaming_app"]
-        # Helm owns this object (helm/tributary templates/streaming); if the stream task re-creates it, the same
-        # ownership metadata lets the next `helm upgrade` adopt it instead of refusing.
-        labels["app.kubernetes.io/managed-by"] = "Helm"
-        annotations = {
-            "meta.helm.sh/release-name": app["helm_release"],
-            "meta.helm.sh/release-namespace": app["helm_namespace"],
-        }
     env_from = [{"configMapRef": {"name": launcher["env_config_map"]}}]
     env_from += [{"secretRef": {"name": name}} for name in launcher["secret_env"]]
     driver_env_from = list(env_from)
@@ -163,7 +153,6 @@ def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> 
     context = {
         "name": application_name(job, profile),
         "labels": labels,
-        "annotations": annotations,
         "launcher": launcher,
         "resources": profile.resources,
         "main_application_file": f"local://{launcher['application_dir'].rstrip('/')}/{job.application.name}",

@@ -1,8 +1,8 @@
 """The live cluster of k8s/cluster/cluster.py, with the images pushed and the chart installed, for tests/cluster.
 
 One cluster for the whole package, in order (the files are numbered): the cluster itself, the chart, one fraud_pipeline
-run through Airflow on the host with its faults (tests/cluster/pipeline_run.py, the fixture ``pipeline``), the chart's
-stream under driver faults, and last the uninstall. If a cluster is already running (a
+run through Airflow on the host with its faults (tests/cluster/pipeline_run.py, the fixture ``pipeline``), which
+first has the fraud_stream task create the stream, that stream under driver faults, and last the uninstall. If a cluster is already running (a
 developer's `make cluster-up`), it is used and left running; otherwise the package starts it and always stops it,
 by PID, also when a test fails. `make test` builds the binaries and the images first, in the background half
 that runs this package (TEST_BACKGROUND_PREREQS, scripts/test.sh).
@@ -68,7 +68,7 @@ def platform(cluster: Live) -> Live:
     assert push.returncode == 0, f"images.sh push failed (run `make images` first):\n{push.stderr[-3000:]}"
     cluster.report["images_push_s"] = round(time.monotonic() - t0, 1)
     render = run([sys.executable, str(REPO_ROOT / "scripts" / "render_k8s.py"), "--profile", "kind",
-                  "--no-sync-chart"], timeout=600)
+                  "--no-sync-docs"], timeout=600)
     assert render.returncode == 0, render.stderr[-3000:]
     t0 = time.monotonic()
     install = cluster.install()
@@ -80,6 +80,6 @@ def platform(cluster: Live) -> Live:
 
 @pytest.fixture(scope="package")
 def pipeline(platform: Live, tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
-    """One fraud_pipeline run through Airflow's REST API with the faults of pipeline_run.py; it also promotes the
-    champion the chart's stream waits for."""
+    """fraud_stream's task (it creates the stream) and one fraud_pipeline run through Airflow's REST API with the
+    faults of pipeline_run.py; the run promotes the champion the stream waits for."""
     return run_pipeline(platform, tmp_path_factory.mktemp("airflow"))

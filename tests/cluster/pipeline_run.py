@@ -5,6 +5,8 @@ Airflow's REST API, every task a SparkKubernetesOperator whose SparkApplication 
 namespace, data in the chart's S3 store, every table Delta on it.
 
 One DAG run, with the faults and the user actions a cluster sees, in this order:
+0. fraud_stream is unpaused and triggered (cluster_run.ensure_stream): its task creates the long-running stream
+   application, owned by the chart's ConfigMap tributary-env; there is no model yet, so the stream waits.
 1. The batch lands late: the run is triggered first, so ingest's first try fails with the driver's "nothing landed"
    error (a failed SparkApplication, its error in the task log), the batch then lands, and Airflow's retry submits a
    new, uniquely named application, which succeeds. spark-operator removes the failed one after its
@@ -16,8 +18,8 @@ One DAG run, with the faults and the user actions a cluster sees, in this order:
 4. An ML engineer promotes another model version by hand (`make cluster-promote VERSION=N`); then MLflow is taken
    down and score is cleared: its try fails at start with the tracking server's error and writes nothing, MLflow comes
    back, and Airflow's retry scores with the promoted version.
-test_3_pipeline.py checks what each phase did; test_4_stream_faults.py takes the chart's stream, which waits for
-the champion this run promotes, through driver pods deleted mid-batch.
+test_3_pipeline.py checks what each phase did; test_4_stream_faults.py takes the stream phase 0 created, which
+waits for the champion this run promotes, through driver pods deleted mid-batch.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class PipelineRun:
     promoted: dict[str, Any] = field(default_factory=dict)  # the version promoted by hand, and the command's result
     mlflow_down: dict[str, Any] = field(default_factory=dict)  # score's try while MLflow was down
     trouble: str = ""  # the cluster's unhealthy conditions and latest Warning events, after the run
+    stream_task: dict[str, Any] = field(default_factory=dict)  # phase 0: fraud_stream's run (cluster_run.ensure_stream)
 
     def app_name(self, job: str, try_number: int) -> str:
         """The name the DAG's template gives (tributary/sparkapp.py K8S_RUN_SUFFIX): run hash and try."""
@@ -218,6 +221,7 @@ def run_pipeline(platform: Live, home: Path) -> PipelineRun:
     with cluster_run.host_airflow(platform, home, AIRFLOW_PORT,
                                   extra_env={"TRIBUTARY_SPARKAPP_TTL_SECONDS": str(TTL_S)}) as api:
         platform.report["airflow_ready_s"] = round(time.monotonic() - t0, 1)
+        run.stream_task = cluster_run.ensure_stream(api)
         api.wait_for_dag("fraud_pipeline")
         api.unpause("fraud_pipeline")
         run_id = run.run_id = api.trigger("fraud_pipeline", LOGICAL_DATE, CONF)

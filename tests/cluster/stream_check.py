@@ -1,4 +1,4 @@
-"""What the chart's stream wrote for the groups the fault test landed, against what the generator landed.
+"""What the stream wrote for the groups the fault test landed, against what the generator landed.
 
 The oracle is the generator itself: each group is generated again from its arguments (deterministic) and split
 into the same files, so every line's kind is known without the job's code: a ``clean`` line is a valid

@@ -114,6 +114,8 @@ def test_the_airflow_worker_may_run_spark_applications_and_nothing_more(platform
         assert can(verb, "sparkapplications.sparkoperator.k8s.io")
     assert can("get", "pods/log") and can("list", "pods")
     assert can("patch", "pods")  # the provider labels a finished driver already_checked
+    assert can("get", "configmaps/tributary-env")  # the stream's owner (tributary/streaming_operator.py), no other
+    assert not can("get", "configmaps/kube-root-ca.crt") and not can("list", "configmaps")
     for verb, resource in (("create", "pods"), ("get", "secrets"), ("delete", "pods"), ("update", "sparkapplications"),
                            ("create", "sparkapplications.sparkoperator.k8s.io")):
         ns = RELEASE_NS if (verb, resource) == ("create", "sparkapplications.sparkoperator.k8s.io") else JOBS_NS

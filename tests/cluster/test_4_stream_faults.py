@@ -1,8 +1,9 @@
-"""The chart's stream on the live cluster, its driver pod deleted mid-batch three times.
+"""The stream on the live cluster, its driver pod deleted mid-batch three times.
 
-tributary-stream is the chart's (ADR 0006: one owner), rendered by the code that renders the DAG's applications,
-``restartPolicy: Always``, its checkpoint on the S3 store. Helm installed it before any model existed, so it waited
-for the champion that the shared DAG run (the fixture ``pipeline``) promotes, without failing. Then:
+tributary-stream is the fraud_stream task's (ADR 0006: one owner), which the shared DAG run (the fixture
+``pipeline``, phase 0) triggered through Airflow's REST API before anything else: the task created it from the
+rendered spec, ``restartPolicy: Always``, its checkpoint on the S3 store, as a dependent of the chart's ConfigMap
+tributary-env. No model existed yet, so it waited for the champion the DAG run then promoted, without failing. Then:
 
 1. A group of transactions lands for it (generated files, dirty lines included).
 2. At a random moment of the micro-batch that takes them (a random 0-KILL_WINDOW_S s after the batch's first Spark
@@ -223,14 +224,22 @@ def stream_faults(pipeline: PipelineRun, platform: Live) -> StreamFaults:
     return faults
 
 
-def test_the_charts_stream_is_the_rendered_one_and_waited_for_the_champion(stream_faults: StreamFaults,
-                                                                           platform: Live, pipeline: PipelineRun):
-    chart_app = platform.get("sparkapplication", APP, "-n", JOBS_NS)
+def test_the_stream_task_created_the_rendered_stream_which_waited_for_the_champion(stream_faults: StreamFaults,
+                                                                                    platform: Live,
+                                                                                    pipeline: PipelineRun):
+    app = platform.get("sparkapplication", APP, "-n", JOBS_NS)
     as_rendered = yaml.safe_load((REPO_ROOT / "build" / "rendered" / "kind" / "sparkapplications" / "stream.yaml").read_text())
-    assert chart_app["spec"] == as_rendered["spec"]
-    assert chart_app["spec"]["restartPolicy"]["type"] == "Always"
+    assert app["spec"] == as_rendered["spec"]
+    assert app["spec"]["restartPolicy"]["type"] == "Always"
     assert load_profile("kind").catalog.uri("stream_checkpoint").startswith("s3a://")
+    assert pipeline.stream_task["state"] == "success", pipeline.stream_task["log"][-3000:]
+    owner = platform.get("configmap", "tributary-env", "-n", JOBS_NS)  # the chart's: helm uninstall deletes it
+    assert app["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "tributary-env", "uid": owner["metadata"]["uid"]}]
+    assert owner["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
     if not platform.report["reused_running_cluster"]:
+        assert "is absent; creating it from the rendered spec" in pipeline.stream_task["log"], \
+            pipeline.stream_task["log"][-3000:]
         # Installed before there was a model: it waited for the champion, and was never restarted for it.
         assert stream_faults.attempts_before == 1, (
             f"{stream_faults.attempts_before} submissions before the first kill; what the driver now running said "

@@ -1,4 +1,6 @@
-"""`helm uninstall` leaves nothing of the chart behind in the job namespace (runs last in tests/cluster)."""
+"""`helm uninstall` leaves nothing of the chart behind in the job namespace (runs last in tests/cluster), the stream
+included: the fraud_stream task created it as a dependent of the chart's ConfigMap tributary-env (ADR 0006), so
+deleting the release deletes it, by Kubernetes' garbage collection."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ def test_helm_uninstall_leaves_nothing_in_the_job_namespace(platform: Live):
     # The batch applications the tests submitted (not the chart's) go as their timeToLiveSeconds would take them.
     platform.kubectl("delete", "sparkapplications", "-n", JOBS_NS, "-l", "tributary.dev/workload!=streaming",
                      "--wait=true", timeout=300)
+    stream = platform.get("sparkapplication", "tributary-stream", "-n", JOBS_NS)  # still running (test_4)
+    assert [(o["kind"], o["name"]) for o in stream["metadata"]["ownerReferences"]] == [("ConfigMap", "tributary-env")]
     out = run([str(HELM), "uninstall", "tributary", "-n", RELEASE_NS, "--wait", "--timeout", "10m"], timeout=900)
     assert out.returncode == 0, out.stderr
     # Deletion is asynchronous (pods terminate within their grace period, owned objects go by garbage collection):

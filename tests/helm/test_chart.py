@@ -144,7 +144,7 @@ def test_the_platform_renders(rendered, profile):
     assert ours["ServiceAccount"] == {"tributary-spark", "tributary-airflow-worker", "tributary-mlflow"}
     assert ours["PriorityClass"] == {"tributary-platform", "tributary-streaming", "tributary-batch"}
     assert ours["ResourceQuota"] == ours["LimitRange"] == {"tributary-jobs"}
-    assert ours["SparkApplication"] == {"tributary-stream"}
+    assert "SparkApplication" not in ours  # the stream is the fraud_stream task's (ADR 0006), not the chart's
     assert "tributary-mlflow" in ours["Deployment"] and "tributary-mlflow" in ours["Service"]
     local = profile in ("kind", "minikube")
     assert ("tributary-s3" in ours.get("StatefulSet", set())) is local  # the S3 store only on local clusters
@@ -164,16 +164,6 @@ def test_the_upstream_spark_operator_chart_renders_with_our_values(rendered, pro
     assert controller["spec"]["template"]["spec"]["nodeSelector"] == {"tributary.dev/pool": "system"}
     assert "MutatingWebhookConfiguration" not in kinds  # webhook off: pod templates carry everything
     assert all(d["metadata"]["labels"]["helm.sh/chart"] == "spark-operator-2.5.2" for d in docs)
-
-
-@pytest.mark.parametrize("profile", PROFILES)
-def test_the_streaming_app_in_the_chart_is_the_rendered_one(rendered, profile):
-    (app,) = [d for d in load_docs(rendered / profile / "chart.yaml") if d["kind"] == "SparkApplication"]
-    dag_stream = yaml.safe_load((rendered / profile / "sparkapplications" / "stream.yaml").read_text())
-    assert app == dag_stream  # default images: the chart changes nothing else
-    assert app["spec"]["restartPolicy"]["type"] == "Always"
-    embedded = render_k8s.embedded_stream_path(profile).read_text()
-    assert yaml.safe_load(embedded) == dag_stream, "stale helm/tributary/files/streaming; run `make render`"
 
 
 @pytest.mark.parametrize("profile", render_k8s.DOCUMENTED_PROFILES)
@@ -214,10 +204,9 @@ def test_nothing_in_the_chart_holds_a_secret(rendered):
 
 
 def test_what_must_not_render(staged_chart):
-    proc = helm_template(staged_chart, "kind", "--set", "streaming.enabled=false", "--set", "jobQuota.enabled=false")
+    proc = helm_template(staged_chart, "kind", "--set", "jobQuota.enabled=false")
     assert proc.returncode == 0, proc.stderr
-    kinds = _kinds([d for d in yaml.safe_load_all(proc.stdout) if d])
-    assert "SparkApplication" not in kinds and "ResourceQuota" not in kinds
+    assert "ResourceQuota" not in _kinds([d for d in yaml.safe_load_all(proc.stdout) if d])
     proc = helm_template(staged_chart, "kind", "--set", "priorityClasses.create=false")
     assert "PriorityClass" not in _kinds([d for d in yaml.safe_load_all(proc.stdout) if d])
     assert "priorityClassName: tributary-platform" in proc.stdout  # provided by an administrator then
@@ -236,17 +225,12 @@ def test_what_must_not_render(staged_chart):
             ["--set", "s3Store.enabled=false", "--set", "objectStore.endpoint="],
             "keeps its lake in the chart's S3 store",
         ),
-        ("kind", ["--set", "mlflow.enabled=false"], "streaming.enabled scores with the @champion model"),
         ("kind", ["--set", "priorityClasses.batch=999999"], "ordered platform > streaming > batch"),
         ("kind", ["--namespace", "default"], 'install into namespace "tributary"'),
         ("eks", ["--set", "streaming.kafka.enabled=true"], "kafka.enabled needs streaming.kafka.bootstrapServers"),
         ("eks", ["--set", "kafkaBroker.enabled=true"], 'kafkaBroker.enabled is for kind and minikube: on profile "eks'),
-        (
-            "kind",
-            ["--set", "streaming.enabled=false", "--set", "streaming.kafka.enabled=true",
-             "--set", "kafkaBroker.enabled=true"],
-            "streaming.kafka.enabled configures the stream's source: keep streaming.enabled=true",
-        ),
+        # The chart no longer runs the stream (ADR 0006): an old values file that switches it names the key.
+        ("kind", ["--set", "streaming.enabled=false"], "'enabled' not allowed"),
     ],
 )
 def test_invalid_combinations_fail_with_a_clear_message(staged_chart, profile, extra, message):

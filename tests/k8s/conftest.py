@@ -71,7 +71,7 @@ atexit.register(shutil.rmtree, _WORK, ignore_errors=True)
 def _render_all() -> Path:
     out = _WORK / "rendered"
     for profile in PROFILES:
-        render_k8s.render_profile(profile, out, sync_chart=False)
+        render_k8s.render_profile(profile, out, sync_docs=False)
     return out
 
 

@@ -32,6 +32,7 @@ class Cluster:
     requests: list[tuple[str, str, str]] = field(default_factory=list)
     phases: dict[str, str] = field(default_factory=dict)
     extra_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    config_maps: dict[str, str] = field(default_factory=lambda: {"tributary-env": "0c0ffee0-0000-4000-8000-000000000001"})
 
     def record(self, group: str, resource: str, verb: str) -> None:
         self.requests.append((group, resource, verb))
@@ -116,6 +117,13 @@ class FakeCoreV1:
     def list_namespaced_event(self, namespace, **_):
         self.cluster.record("", "events", "list")
         return k8s.CoreV1EventList(items=[])
+
+    def read_namespaced_config_map(self, name, namespace, **_):
+        self.cluster.record("", "configmaps", "get")
+        if name not in self.cluster.config_maps:
+            raise ApiException(status=404, reason="NotFound")
+        return k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=name, namespace=namespace,
+                                                          uid=self.cluster.config_maps[name]))
 
     def patch_namespaced_pod(self, name, namespace, body, **_):
         self.cluster.record("", "pods", "patch")

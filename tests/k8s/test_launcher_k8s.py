@@ -136,6 +136,7 @@ def test_the_worker_role_is_exactly_what_the_operator_needs(rendered):
             (SPARK, "sparkapplications/status", "get"),
             *(("", "pods", v) for v in ("get", "list", "watch", "patch")),
             ("", "pods/log", "get"),
+            ("", "configmaps", "get"),  # tributary-env only: the stream's owner
         }
         driver = _role_rules(rendered, profile, "tributary-spark-driver")
         # Its executors and their conf; at stop, Spark deletes its driver Service and owned PVCs by label.
@@ -144,18 +145,30 @@ def test_the_worker_role_is_exactly_what_the_operator_needs(rendered):
             ("persistentvolumeclaims", "deletecollection")}
 
 
-def test_the_stream_task_creates_the_app_only_when_it_is_absent(tasks_by_profile):
-    from airflow.providers.common.compat.sdk import AirflowException
-
-    stream = tasks_by_profile["eks"]["stream"]
-    cluster = fake_kube.Cluster()
-    op = copy.deepcopy(stream)
+def _stream_task(tasks_by_profile, cluster):
+    op = copy.deepcopy(tasks_by_profile["eks"]["stream"])
     fake_kube.wire(op, cluster)
     ctx = fake_kube.context(op, "scheduled__2026-11-21T20:00:00+00:00")
     op.render_template_fields(ctx)
+    return op, ctx
+
+
+def test_the_stream_task_creates_the_app_only_when_it_is_absent(rendered, tasks_by_profile):
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    cluster = fake_kube.Cluster()
+    op, ctx = _stream_task(tasks_by_profile, cluster)
     assert op.execute(ctx) == "CREATED"
     assert list(cluster.apps) == ["tributary-stream"]
-    assert cluster.apps["tributary-stream"]["spec"]["restartPolicy"]["type"] == "Always"
+    app = cluster.apps["tributary-stream"]
+    assert app["spec"]["restartPolicy"]["type"] == "Always"
+    # Its one owner: the task created it as a dependent of the chart's tributary-env, so `helm uninstall` (which
+    # deletes the ConfigMap) has Kubernetes' garbage collector delete the stream.
+    assert app["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "tributary-env", "uid": cluster.config_maps["tributary-env"]}
+    ]
+    assert "meta.helm.sh/release-name" not in app["metadata"].get("annotations", {})
+    assert set(cluster.requests) <= _role_rules(rendered, "eks", "tributary-airflow-worker")
     assert op.execute(ctx) == "RUNNING"  # present: left alone, never a second application
     assert [r for r in cluster.requests if r[2] == "create"] == [(SPARK, "sparkapplications", "create")]
     cluster.app_state = "FAILED"
@@ -163,3 +176,13 @@ def test_the_stream_task_creates_the_app_only_when_it_is_absent(tasks_by_profile
         op.execute(ctx)
     op.on_kill()
     assert "tributary-stream" in cluster.apps  # killing the task never deletes the stream
+
+
+def test_the_stream_task_fails_with_what_to_install_when_the_charts_configmap_is_missing(tasks_by_profile):
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    cluster = fake_kube.Cluster(config_maps={})
+    op, ctx = _stream_task(tasks_by_profile, cluster)
+    with pytest.raises(AirflowException, match="ConfigMap tributary-jobs/tributary-env is missing.*Install helm/tributary"):
+        op.execute(ctx)
+    assert cluster.apps == {}  # no stream without an owner: it would outlive `helm uninstall`

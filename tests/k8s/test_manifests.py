@@ -55,9 +55,6 @@ def sparkapplications(rendered: Path) -> list[tuple[str, dict[str, Any]]]:
     for profile in PROFILES:
         for path in sorted((rendered / profile / "sparkapplications").glob("*.yaml")):
             apps.append((f"{profile}/{path.stem}", yaml.safe_load(path.read_text())))
-        for doc in load_docs(rendered / profile / "chart.yaml"):
-            if doc["kind"] == "SparkApplication":
-                apps.append((f"{profile}/chart:{doc['metadata']['name']}", doc))
     return apps
 
 
@@ -67,7 +64,7 @@ def errors(validator: jsonschema.Draft7Validator, doc: dict[str, Any]) -> list[s
 
 def test_every_sparkapplication_validates_strictly_against_the_upstream_crd(rendered, sparkapplication_validator):
     apps = sparkapplications(rendered)
-    assert len(apps) == len(PROFILES) * 7  # six DAG tasks + the chart's streaming application, per profile
+    assert len(apps) == len(PROFILES) * 6  # the six DAG tasks per profile (the chart holds none: ADR 0006)
     for where, doc in apps:
         assert errors(sparkapplication_validator, doc) == [], where
 
@@ -142,8 +139,8 @@ def test_built_in_objects_validate_against_strict_kubernetes_schemas(rendered, k
     code, output = _kubernetes_validate(paths)
     unvalidated = [line for line in output.splitlines() if "Couldn't find schema" in line]
     assert code == 0, output
-    # Only the SparkApplication (checked against its CRD above) has no built-in schema.
-    assert all("kind SparkApplication " in line for line in unvalidated), unvalidated
+    # Every object has a built-in schema: the chart holds no SparkApplication (ADR 0006; those are checked above).
+    assert unvalidated == [], unvalidated
     assert "ERROR" not in output and "INVALID" not in output.upper().replace("INVALIDATING", ""), output
 
 

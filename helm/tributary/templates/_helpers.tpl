@@ -67,7 +67,7 @@ Invalid combinations fail at render time with the reason and the fix.
 {{- fail (printf "install into namespace \"tributary\", not %q: the profiles address MLflow and the S3 store as <service>.tributary.svc (helm install tributary helm/tributary -n tributary --create-namespace)" .Release.Namespace) -}}
 {{- end -}}
 {{- if ne .Release.Name "tributary" -}}
-{{- fail (printf "name the release \"tributary\", not %q: service names (tributary-mlflow, tributary-airflow-*) and the streaming application's Helm ownership are part of the profiles' contract" .Release.Name) -}}
+{{- fail (printf "name the release \"tributary\", not %q: service names (tributary-mlflow, tributary-airflow-*) are part of the profiles' contract" .Release.Name) -}}
 {{- end -}}
 {{- if .Values.minio.enabled -}}
 {{- fail "minio was removed: MinIO's community images are gone from Docker Hub and its repository is archived; set minio.enabled=false and use s3Store (the Versity S3 Gateway), which takes the same objectStore.existingSecret and buckets" -}}
@@ -87,17 +87,11 @@ Invalid combinations fail at render time with the reason and the fix.
 {{- if and (not .Values.postgresql.enabled) (not .Values.cloud.database.host) (or .Values.mlflow.enabled (index .Values "airflow" "enabled")) -}}
 {{- fail "Airflow and MLflow need PostgreSQL: set cloud.database.host (Terraform does) or postgresql.enabled=true" -}}
 {{- end -}}
-{{- if and .Values.streaming.enabled (not .Values.mlflow.enabled) -}}
-{{- fail "streaming.enabled scores with the @champion model from MLflow: keep mlflow.enabled=true" -}}
-{{- end -}}
 {{- if and .Values.kafkaBroker.enabled (not $local) -}}
 {{- fail (printf "kafkaBroker.enabled is for kind and minikube: on profile %q point streaming.kafka.bootstrapServers at %s" .Values.profile (ternary "Managed Service for Apache Kafka" "Amazon MSK" (eq .Values.profile "gke"))) -}}
 {{- end -}}
 {{- if and .Values.streaming.kafka.enabled (not .Values.streaming.kafka.bootstrapServers) (not .Values.kafkaBroker.enabled) -}}
 {{- fail "streaming.kafka.enabled needs streaming.kafka.bootstrapServers (host:port of the brokers), or kafkaBroker.enabled=true on kind and minikube" -}}
-{{- end -}}
-{{- if and .Values.streaming.kafka.enabled (not .Values.streaming.enabled) -}}
-{{- fail "streaming.kafka.enabled configures the stream's source: keep streaming.enabled=true" -}}
 {{- end -}}
 {{- if and .Values.historyServer.enabled (not $local) -}}
 {{- fail (printf "historyServer.enabled is for kind and minikube: profile %q writes no Spark event logs yet; set historyServer.enabled=false" .Values.profile) -}}
