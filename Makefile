@@ -19,6 +19,7 @@ UV := $(CURDIR)/.venv-uv/bin/uv
 RUN := $(UV) run --frozen
 STAMP := var/.stamps
 ROWS ?= 20000
+SCALE_ROWS ?= 1000000
 
 # Component makefiles (terraform, k8s) add targets and append their tool installs to TEST_PREREQS; what only the
 # background half of `make test` needs (the images) to TEST_BACKGROUND_PREREQS, which that half builds itself.
@@ -26,7 +27,7 @@ TEST_PREREQS :=
 TEST_BACKGROUND_PREREQS :=
 -include make/*.mk
 
-.PHONY: help setup jars run up down test bench clean airflow-db requirements
+.PHONY: help setup jars run up down test bench scale clean airflow-db requirements
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
@@ -71,6 +72,9 @@ test: setup $(TEST_PREREQS) ## run every test (tests/cluster beside the rest; se
 
 bench: setup ## run the benchmarks (benchmarks/README.md) into benchmarks/results; QUICK=1 for CI-sized data
 	$(RUN) python -m benchmarks.run $(if $(QUICK),--quick --out var/bench)
+
+scale: setup ## make run at SCALE_ROWS (1,000,000): wall time, peak memory, largest shuffle -> benchmarks/results/scale
+	$(RUN) python -m benchmarks.scale --rows $(SCALE_ROWS)
 
 clean: ## remove local state (data, Airflow and MLflow stores); keeps environments and jars
 	rm -rf var/lake var/landing var/checkpoints var/mlflow var/airflow var/run-summary.json

@@ -47,9 +47,9 @@ def importable(folder: str) -> None:
         sys.path.insert(0, str(REPO_ROOT / folder))
 
 
-def home_env(home: Path) -> dict[str, str]:
-    """This process's environment with ``home`` as the state directory and this checkout's jars."""
-    env = dict(os.environ)
+def home_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with ``home`` as the state directory and this checkout's jars, ``extra`` last."""
+    env = {**os.environ, **(extra or {})}
     env["TRIBUTARY_HOME"] = str(home)
     env["TRIBUTARY_PROFILE"] = PROFILE
     env.setdefault("TRIBUTARY_JARS_DIR", str(REPO_ROOT / "var" / "jars"))
@@ -87,14 +87,15 @@ def task_seconds(airflow_db: Path, dag_id: str = "fraud_pipeline") -> dict[str, 
     return {task: float(duration) for task, duration in rows}
 
 
-def orchestrated(rows: int, home: Path) -> dict[str, Any]:
-    """``make run`` after setup: its wall seconds, each step's, each fraud_pipeline task's."""
+def orchestrated(rows: int, home: Path, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``make run`` after setup: its wall seconds, each step's, each fraud_pipeline task's (``extra_env``: more
+    environment for the run, S1's SPARK_CONF_DIR)."""
     migrate(home)
     summary = home / "run-summary.json"
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "scripts/run_local.py", "--rows", str(rows), "--profile", PROFILE,
                            "--airflow-home", str(home / "airflow"), "--summary", str(summary)],
-                          env=home_env(home), cwd=REPO_ROOT, capture_output=True, text=True)
+                          env=home_env(home, extra_env), cwd=REPO_ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if done.returncode:
         raise RuntimeError(f"make run ({rows} rows) failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")

@@ -67,6 +67,17 @@ def test_features_on_standalone_equals_local(cluster, spark, tributary_home, mon
     assert props["spark.dynamicAllocation.shuffleTracking.enabled"] == "true"
     added = [e for e in events if e["Event"] == "SparkListenerExecutorAdded"]
     assert len(added) >= 1
+    # `make scale`'s shuffle reader (benchmarks/scale.py) on this real log: per stage, what its tasks wrote equals
+    # what Spark's own stage totals say, largest first, and the features job's window shuffle is there.
+    from benchmarks.scale import shuffles
+
+    stages = shuffles(events_dir)
+    written = "internal.metrics.shuffle.write.bytesWritten"
+    totals = {e["Stage Info"]["Stage ID"]: acc["Value"] for e in events if e["Event"] == "SparkListenerStageCompleted"
+              for acc in e["Stage Info"].get("Accumulables", []) if acc["Name"] == written}
+    assert stages and {s["stage"]: s["bytes"] for s in stages} == {k: v for k, v in totals.items() if v}
+    assert [s["bytes"] for s in stages] == sorted((s["bytes"] for s in stages), reverse=True)
+    assert all(s["application"].startswith("tributary-features") and s["records"] > 0 for s in stages)
     apps = cluster.status()["completedapps"] + cluster.status()["activeapps"]
     assert any(a["name"].startswith("tributary-features") for a in apps), [a["name"] for a in apps]
 
