@@ -62,7 +62,7 @@ run: setup airflow-db ## set up, land data, run fraud_pipeline via Airflow, stre
 DB ?= postgres
 UP_PREREQS := $(if $(filter sqlite,$(DB)),airflow-db,postgres-bin)
 up: setup $(UP_PREREQS) ## Airflow + MLflow on PostgreSQL, a Spark cluster (DB=sqlite: UIs on make run's state)
-	$(RUN) python scripts/up.py --db $(DB) --rows $(ROWS)
+	$(RUN) python scripts/up.py --db $(DB) --rows $(ROWS) $(UP_ARGS)
 
 down: ## stop what an interrupted `make up` left running (by the PIDs it recorded under var/)
 	$(RUN) python scripts/up.py --down

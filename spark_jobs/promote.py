@@ -316,7 +316,7 @@ def rollback(client: "MlflowClient", name: str) -> dict[str, Any]:
     if previous == NONE:
         raise PromotionError(
             f"@{CHAMPION_ALIAS} (version {champion.version}) did not replace an earlier champion; nothing to roll "
-            f"back to. Promote a version explicitly: python -m spark_jobs.promote --version N"
+            f"back to. Promote a version explicitly: tributary promote --version N"
         )
     restored = get_version(client, name, previous)
     at, current, back = _now(), str(champion.version), str(restored.version)

@@ -1,4 +1,5 @@
-"""End to end through Airflow: the `make run` driver (scripts/run_local.py) in a scratch TRIBUTARY_HOME. Real
+"""End to end through Airflow: `tributary run` (the console script over the `make run` driver, scripts/run_local.py)
+in a scratch TRIBUTARY_HOME, then `tributary status`, `promote` and `rollback` on what it left. Real
 `airflow dags test` runs of fraud_pipeline and fraud_stream, each task a spark-submit through the launcher, on the
 local profile; then the same again on the same landed data with TRIBUTARY_PROFILE=yarn, on a real YARN (a
 ResourceManager and a NodeManager with Spark's shuffle service, scripts/yarn_cluster.py) over the same lake: it must
@@ -27,19 +28,42 @@ run_local = load_script("run_local")
 yarn_cluster = load_script("yarn_cluster")
 
 
+TRIBUTARY = Path(sys.executable).parent / "tributary"  # the console script (tributary/cli.py)
+STEP_TITLES = ("land a batch of raw transactions", "prepare the Airflow metadata DB", "run fraud_pipeline through "
+               "Airflow", "land a second batch for the stream", "run fraud_stream through Airflow", "summarise")
+
+
+def tributary(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """The ``tributary`` command as a user runs it, on ``home``'s state (make run's layout here: Airflow's home
+    and the summary directly under it)."""
+    if args[0] in ("run", "status"):
+        args = (*args, "--airflow-home", str(home / "airflow"), "--summary", str(home / "run-summary.json"))
+    return subprocess.run([str(TRIBUTARY), *args], capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "TRIBUTARY_HOME": str(home), "COLUMNS": "250"})
+
+
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
+    """``tributary run --rows 3000`` (scripts/run_local.py, what `make run` runs, behind the command's progress
+    display) in a scratch TRIBUTARY_HOME: its summary as the command printed it (--json), and its progress."""
     home = tmp_path_factory.mktemp("e2e")
     mp = pytest.MonkeyPatch()
     mp.setenv("TRIBUTARY_HOME", str(home))
-    summary = run_local.run(rows=3000, profile_name="local", airflow_home=home / "airflow",
-                            summary_path=home / "run-summary.json")
-    yield home, summary
+    done = tributary(home, "run", "--rows", "3000", "--profile", "local", "--json")
+    assert done.returncode == 0, done.stderr[-6000:]
+    pipeline_run.progress = " ".join(done.stderr.split())
+    yield home, json.loads(done.stdout)
     mp.undo()
 
 
 def test_make_run_summary(pipeline_run):
     home, summary = pipeline_run
+    # The command showed each of run_local's steps, ticked off, and its log holds all the run's output: Airflow
+    # starting each of the five tasks.
+    assert all(f"✓ {title}" in pipeline_run.progress for title in STEP_TITLES), pipeline_run.progress
+    log = (home / "run.log").read_text()
+    assert all(f"[DAG TEST] starting task_id={task}" in log
+               for task in ("ingest", "features", "train", "promote", "score", "stream"))
     on_disk = json.loads((home / "run-summary.json").read_text())
     assert on_disk == summary
     for key in ("profile", "rows_landed", "rows_ingested", "rows_quarantined", "rows_duplicate", "feature_rows",
@@ -64,6 +88,48 @@ def test_make_run_summary(pipeline_run):
     tasks = task_seconds(home / "airflow" / "airflow.db")
     assert set(tasks) == {"ingest", "features", "train", "promote", "score"}, tasks
     assert all(s > 0 for s in tasks.values()) and sum(tasks.values()) < steps["fraud_pipeline"], tasks
+
+
+def test_tributary_status_promote_and_rollback_on_the_run(pipeline_run, spark):
+    """`tributary status` reports what the run left, as Airflow, MLflow and Delta themselves say it; a manual
+    promotion of the champion changes nothing, and a rollback with nothing to roll back to fails and says why."""
+    from delta.tables import DeltaTable
+
+    home, summary = pipeline_run
+    done = tributary(home, "status", "--json")
+    assert done.returncode == 0, done.stderr[-4000:]
+    found = json.loads(done.stdout)
+    assert found["last_run"] == summary
+    assert {dag: runs[0]["state"] for dag, runs in found["runs"].items()} == {"fraud_pipeline": "success",
+                                                                               "fraud_stream": "success"}
+    champion = found["model"]["champion"]
+    assert (champion["version"], champion["run_id"]) == (summary["champion_version"], summary["champion_run_id"])
+    assert champion["metrics"] == pytest.approx(summary["metrics"]) and champion["promotion"]["decision"]
+    catalog = load_profile("local", env={**os.environ, "TRIBUTARY_HOME": str(home)}).catalog
+    for name, table in found["tables"].items():  # each table's version and last operation, as Delta tells them
+        last = DeltaTable.forPath(spark, catalog.uri(name)).history(1).collect()[0]
+        assert (table["version"], table["operation"]) == (last["version"], last["operation"]), name
+    assert found["tables"]["bronze_transactions"]["version"] >= 1  # the batch's MERGE, then the stream's
+    assert found["stream"]["stream_checkpoint"]["last_batch"] >= 0
+    shown = tributary(home, "status")
+    assert shown.returncode == 0 and "@champion" in shown.stdout and "reconciled" in shown.stdout, shown.stdout
+
+    version = str(summary["champion_version"])
+    same = tributary(home, "promote", "--version", version, "--json")
+    assert same.returncode == 0, same.stderr[-4000:]
+    assert json.loads(same.stdout)["decision"] == "unchanged"
+    unknown = tributary(home, "promote", "--version", "999")
+    assert unknown.returncode == 1 and "has no version 999; registered versions" in unknown.stderr, unknown.stderr
+    back = tributary(home, "rollback")
+    assert back.returncode == 1, back.stderr
+    assert "nothing to roll back to. Promote a version explicitly: tributary promote --version N" in " ".join(
+        back.stderr.split())
+    from mlflow import MlflowClient
+
+    uri = load_profile("local", env={**os.environ, "TRIBUTARY_HOME": str(home)}).mlflow["tracking_uri"]
+    held = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(summary["model_name"],
+                                                                                        "champion")
+    assert int(held.version) == summary["champion_version"]  # neither refusal moved @champion
 
 
 @pytest.fixture(scope="module")
