@@ -34,7 +34,7 @@ import yaml
 from tributary.config import REPO_ROOT, load_profile
 from tests.cluster.live import JOBS_NS, Live, driver_api
 from cluster_platform import error_lines  # noqa: E402  (scripts/, on sys.path through tests.cluster.live)
-from tests.cluster.pipeline_run import SESSION, PipelineRun, cluster_run
+from tests.cluster.pipeline_run import SESSION, TTL_S, PipelineRun, cluster_run
 
 APP = "tributary-stream"
 DRIVER = f"{APP}-driver"
@@ -228,8 +228,12 @@ def test_the_stream_task_created_the_rendered_stream_which_waited_for_the_champi
                                                                                     platform: Live,
                                                                                     pipeline: PipelineRun):
     app = platform.get("sparkapplication", APP, "-n", JOBS_NS)
-    as_rendered = yaml.safe_load((REPO_ROOT / "build" / "rendered" / "kind" / "sparkapplications" / "stream.yaml").read_text())
-    assert app["spec"] == as_rendered["spec"]
+    as_rendered = yaml.safe_load((REPO_ROOT / "build" / "rendered" / "kind" / "sparkapplications" / "stream.yaml")
+                                 .read_text())
+    # The task rendered it in the cluster, from the kind profile and the environment the chart gives Airflow, in which
+    # this session shortens every application's timeToLiveSeconds (TRIBUTARY_SPARKAPP_TTL_SECONDS), the stream's too.
+    assert as_rendered["spec"]["timeToLiveSeconds"] != TTL_S
+    assert app["spec"] == {**as_rendered["spec"], "timeToLiveSeconds": TTL_S}
     assert app["spec"]["restartPolicy"]["type"] == "Always"
     assert load_profile("kind").catalog.uri("stream_checkpoint").startswith("s3a://")
     assert pipeline.stream_task["state"] == "success", pipeline.stream_task["log"][-3000:]
