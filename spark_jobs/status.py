@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Sequence
 
 from spark_jobs.cli import job_parser, parse_job_args
@@ -80,12 +79,12 @@ def stream_checkpoint(uri: str) -> dict[str, Any]:
 
 def model_aliases(profile: Profile) -> dict[str, Any]:
     """The registered model's ``@champion`` and ``@challenger``: version, run, metrics, promotion decision."""
-    from spark_jobs.tracking import (CHALLENGER_ALIAS, CHAMPION_ALIAS, SQLITE_PREFIX, TrackingUnavailable,
-                                     check_tracking_server)
+    from spark_jobs.tracking import (CHALLENGER_ALIAS, CHAMPION_ALIAS, TrackingUnavailable, check_tracking_server,
+                                     sqlite_store)
 
     name, uri = profile.mlflow["model_name"], profile.mlflow["tracking_uri"]
     found: dict[str, Any] = {"name": name, "tracking_uri": uri}
-    if uri.startswith(SQLITE_PREFIX) and not Path(uri[len(SQLITE_PREFIX):].split("?", 1)[0]).exists():
+    if (db_file := sqlite_store(uri)) and not db_file.exists():
         return {**found, "error": "no MLflow store yet: nothing has been trained on this profile"}  # not created
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException

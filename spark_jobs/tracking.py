@@ -71,12 +71,18 @@ def artifact_location(root: str) -> str:
     return Path(root).expanduser().resolve().as_uri()
 
 
+def sqlite_store(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other store (or an in-memory one)."""
+    if not tracking_uri.startswith(SQLITE_PREFIX):
+        return None
+    db_path = tracking_uri[len(SQLITE_PREFIX) :].split("?", 1)[0]
+    return Path(db_path) if db_path and db_path != ":memory:" else None
+
+
 def _prepare_local_store(tracking_uri: str, artifact_uri: str) -> None:
     """Create the directories a local SQLite store and a ``file://`` artifact root need."""
-    if tracking_uri.startswith(SQLITE_PREFIX):
-        db_path = tracking_uri[len(SQLITE_PREFIX) :].split("?", 1)[0]
-        if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    if db_file := sqlite_store(tracking_uri):
+        db_file.parent.mkdir(parents=True, exist_ok=True)
     if artifact_uri.startswith("file://"):
         Path(urlparse(artifact_uri).path).mkdir(parents=True, exist_ok=True)
 

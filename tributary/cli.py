@@ -78,6 +78,18 @@ def fail(message: str, code: int = 1) -> None:
 # ---- progress of a long child process ------------------------------------------------------------------------
 
 
+def parse_result(line: str) -> dict[str, Any] | None:
+    """The document of a ``TRIBUTARY_RESULT`` line, also inside a line of Airflow's task log (which carries the
+    logger's fields after the JSON); None for any other line."""
+    if RESULT not in line:
+        return None
+    try:
+        result, _ = json.JSONDecoder().raw_decode(line.split(RESULT, 1)[1])
+    except ValueError:
+        return None
+    return result if isinstance(result, dict) else None
+
+
 @dataclass
 class StepTracker:
     """Reads a run's output line by line and keeps what the progress line shows: the step, the Airflow task, and
@@ -100,13 +112,7 @@ class StepTracker:
         if started := TASK_START.search(line):
             self.task, self.rows = started.group(1), {}
             self.tasks.append(self.task)
-        elif RESULT in line:
-            try:  # a task's line in Airflow's log carries the logger's fields after the JSON
-                result, _ = json.JSONDecoder().raw_decode(line.split(RESULT, 1)[1])
-            except ValueError:
-                return False
-            if not isinstance(result, dict):
-                return False
+        elif (result := parse_result(line)) is not None:
             self.rows = {k: v for k, v in result.items() if "rows" in k and isinstance(v, int)}
         return False
 
@@ -148,9 +154,9 @@ def follow(cmd: list[str], log: Path, env: dict[str, str] | None = None, verbose
     return code, tracker, list(tail)
 
 
-def child_or_exit(cmd: list[str], what: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def child_or_exit(cmd: list[str], what: str) -> subprocess.CompletedProcess:
     """Run a short child to its end; on failure print its error output and exit with its code."""
-    done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
     if done.returncode:
         err.out((done.stderr or done.stdout).rstrip()[-4000:], highlight=False)
         fail(f"{what} failed (exit {done.returncode})", done.returncode)
@@ -158,9 +164,9 @@ def child_or_exit(cmd: list[str], what: str, env: dict[str, str] | None = None) 
 
 
 def job_result(stdout: str) -> dict[str, Any]:
-    """The ``TRIBUTARY_RESULT`` document a job printed last."""
-    lines = [line for line in stdout.splitlines() if line.startswith(RESULT)]
-    return json.loads(lines[-1][len(RESULT):]) if lines else {}
+    """The ``TRIBUTARY_RESULT`` document a job printed last ({} if none)."""
+    found = [result for line in stdout.splitlines() if (result := parse_result(line)) is not None]
+    return found[-1] if found else {}
 
 
 # ---- commands --------------------------------------------------------------------------------------------------
@@ -208,8 +214,8 @@ def run(rows: Annotated[int, typer.Option(min=3000, help="transactions in the fi
     table = Table(title=f"Tributary run on '{chosen.name}' ({time.monotonic() - started:.0f} s)", show_header=False)
     for key in ("rows_landed", "rows_ingested", "rows_quarantined", "rows_duplicate", "reconciled", "bronze_rows",
                 "feature_rows", "predictions_rows", "stream_rows", "model_name", "champion_version"):
-        table.add_row(key, f"{document.get(key):,}" if isinstance(document.get(key), int) and not isinstance(
-            document.get(key), bool) else str(document.get(key)))
+        value = document.get(key)
+        table.add_row(key, f"{value:,}" if type(value) is int else str(value))  # not a bool (an int too)
     for name, value in sorted(document.get("metrics", {}).items()):
         table.add_row(name, f"{value:.4f}")
     out.print(table)
