@@ -17,7 +17,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from tributary.config import ConfigError, Profile, load_profile
-from tributary.registry import Job
+from tributary.registry import NO_RETRY_EXIT, Job
 
 
 def job_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -40,6 +40,18 @@ def optional(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def batch_id_arg(text: str) -> str:
+    """An argparse ``type`` for ``--batch-id``: empty (every batch), or one folder name; anything else (a path, a
+    space, a typo'd quote) is a usage error, exit status 2, which Airflow does not retry."""
+    from spark_jobs.transforms.schema import BATCH_ID
+
+    if text and not BATCH_ID.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a landing batch id: letters, digits, '.', '_' or '-', at most 100, starting with a "
+            "letter or digit (leave it empty to ingest every landed batch)")
+    return text
+
+
 def parse_job_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
                    job: Job | None = None) -> tuple[argparse.Namespace, Profile]:
     """Parse flags and load the profile; a bad profile exits 2 with the reason, like a bad flag. For a registered
@@ -60,7 +72,8 @@ def emit_result(job: str, result: dict[str, Any]) -> None:
     print("TRIBUTARY_RESULT " + json.dumps({"job": job, **result}, default=str), flush=True)
 
 
-def fail(message: str, code: int = 1) -> None:
-    """Stop a job with a clear message on stderr."""
+def fail(message: str, retry: bool = True) -> None:
+    """Stop a job with a clear message on stderr. ``retry=False`` where a retry would fail the same way (wrong input
+    or arguments): it exits with ``NO_RETRY_EXIT``, and Airflow fails the task at once instead of retrying."""
     print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(code)
+    raise SystemExit(1 if retry else NO_RETRY_EXIT)

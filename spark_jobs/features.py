@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     spark = build_session(profile, "tributary-features")
     catalog = profile.catalog
     if not io.table_exists(spark, catalog, source):
-        fail(f"no {source} table at {catalog.uri(source)}; run spark_jobs.ingest first")
+        fail(f"no {source} table at {catalog.uri(source)}; run spark_jobs.ingest first", retry=False)
     bronze_version = io.table_version(spark, catalog, source)
     bronze = io.read_table(spark, catalog, source, version=bronze_version)
     if interval.is_everything or not io.table_exists(spark, catalog, target):

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 from urllib.parse import urlparse
 
-from spark_jobs.transforms.schema import RAW_FIELDS
+from spark_jobs.transforms.schema import BATCH_ID, RAW_FIELDS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -71,7 +71,6 @@ FRAUD_PATTERNS: tuple[str, ...] = ("card_testing", "account_takeover", "impossib
 _PATTERN_WEIGHTS = (0.15, 0.45, 0.40)  # share of incidents; card testing has the most rows per incident
 TARGETS = ("landing_batch", "landing_stream")  # catalog datasets: files
 KAFKA_TARGET = "kafka"  # the profile's streaming.kafka topic: one record per line
-_BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 # --- the world -------------------------------------------------------------------------------------------------
@@ -281,7 +280,7 @@ class GeneratorConfig:
             problems.append("fraud_rate must be in [0, 0.5]")
         if self.cards is not None and self.cards < 1:
             problems.append("cards must be >= 1")
-        if self.batch_id is not None and not _BATCH_ID.match(self.batch_id):
+        if self.batch_id is not None and not BATCH_ID.match(self.batch_id):
             problems.append("batch_id must be letters, digits, '.', '_' or '-' (at most 100, no leading dot)")
         if problems:
             raise ValueError("; ".join(problems))

@@ -100,11 +100,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Ingest ``landing_batch`` (or one ``--batch-id`` folder of it) into bronze and quarantine."""
     from pyspark.errors import AnalysisException
 
-    from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
+    from spark_jobs.cli import batch_id_arg, emit_result, fail, job_parser, parse_job_args
     from spark_jobs.session import build_session
 
     parser = job_parser(__doc__)
-    parser.add_argument("--batch-id", default="", help="landing_batch sub-folder to ingest (default: all)")
+    parser.add_argument("--batch-id", type=batch_id_arg, default="",
+                        help="landing_batch sub-folder to ingest (default: all)")
     parser.add_argument("--as-of", type=_as_of, default="", help="ISO timestamp for the future check (default: now)")
     args, profile = parse_job_args(parser, argv, JOB)
     spark = build_session(profile, "tributary-ingest")
@@ -113,9 +114,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     except AnalysisException as exc:
         if "PATH_NOT_FOUND" not in str(exc):
             raise
+        # Retried: a batch may land late (tests/cluster lands one after the first try failed).
         fail(f"nothing landed at {profile.catalog.uri(LANDING)}/{args.batch_id}; run spark_jobs.generate first")
     except ReconciliationError as exc:
-        fail(str(exc))
+        fail(str(exc), retry=False)
     emit_result("ingest", result)
     return result
 

@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             holdout = lambda: load_holdout(build_session(profile, "tributary-promote"), profile, policy)  # noqa: E731
             result = gate(client, name, policy, challenger, holdout)
     except (PromotionError, PolicyError, TrackingUnavailable) as exc:
-        fail(str(exc))
+        fail(str(exc), retry=isinstance(exc, TrackingUnavailable))
     emit_result("promote", result)
     return result
 

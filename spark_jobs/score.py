@@ -52,11 +52,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:  # before Spark starts and before any write: an MLflow that is down fails here, with nothing written
         champion = resolve_champion(profile)
     except (NoChampionError, TrackingUnavailable) as exc:
-        fail(str(exc))
+        fail(str(exc), retry=isinstance(exc, TrackingUnavailable))
     spark = build_session(profile, "tributary-score")
     catalog = profile.catalog
     if not io.table_exists(spark, catalog, features_table):
-        fail(f"no {features_table} table at {catalog.uri(features_table)}; run spark_jobs.features first")
+        fail(f"no {features_table} table at {catalog.uri(features_table)}; run spark_jobs.features first",
+             retry=False)
     if not io.table_exists(spark, catalog, predictions):
         interval = Interval()  # the first run scores everything
     features = interval.select(io.read_table(spark, catalog, features_table))

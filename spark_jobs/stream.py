@@ -402,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         spark = build_session(profile, "tributary-stream")
         lines = build_source(spark, profile, wait_for_files=long_running)
     except (NoChampionError, ConfigError, TrackingUnavailable) as exc:
-        fail(str(exc))
+        fail(str(exc), retry=isinstance(exc, TrackingUnavailable))
     sink = StreamSink(profile, champion)
     try:
         start_query(lines, sink, profile, trigger, args.interval).awaitTermination()

@@ -206,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         fail(str(exc))
     spark = build_session(profile, "tributary-train")
     if not io.table_exists(spark, profile.catalog, features):
-        fail(f"no {features} table at {profile.catalog.uri(features)}; run spark_jobs.features first")
+        fail(f"no {features} table at {profile.catalog.uri(features)}; run spark_jobs.features first",
+             retry=False)
     version = io.table_version(spark, profile.catalog, features)
     table = io.read_table(spark, profile.catalog, features, version)
     if args.window_days is not None:
@@ -219,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:
         result = train_and_register(collect_split(fit_rows), collect_split(holdout), config, **options)
     except ValueError as exc:
-        fail(f"cannot train on {features} version {version}: {exc}")
+        fail(f"cannot train on {features} version {version}: {exc}", retry=False)
     emit_result("train", result)
     return result
 

@@ -3,8 +3,9 @@
 DAG files call ``launch("ingest", args=[...])`` and never name a cluster manager. The profile (selected once by
 ``TRIBUTARY_PROFILE``) decides, through ``launcher.kind``, which builder makes the task:
 
-- ``spark_submit`` (local, standalone, yarn): the Apache Spark provider's ``SparkSubmitOperator``, with the
-  master from the Airflow connection ``launcher.spark_conn_id`` and every Spark setting from
+- ``spark_submit`` (local, standalone, yarn): the Apache Spark provider's ``SparkSubmitOperator``
+  (``tributary.spark_submit``: a job's refusal of its input fails the task without retries), with the master
+  from the Airflow connection ``launcher.spark_conn_id`` and every Spark setting from
   ``tributary.spark_conf.spark_conf`` (the same dict the jobs' own session factory uses).
 - ``spark_kubernetes``: ``tributary.kubernetes.build`` (SparkKubernetesOperator + SparkApplication).
 
@@ -65,9 +66,9 @@ def defer_module(name: str) -> None:
 
 def _spark_submit(job: Job, task_id: str, args: Sequence[str], profile: Profile, **kwargs: Any):
     defer_module("airflow.providers.cncf.kubernetes.kube_client")
-    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from tributary.spark_submit import TributarySparkSubmitOperator
 
-    return SparkSubmitOperator(
+    return TributarySparkSubmitOperator(
         task_id=task_id,
         application=str(job.application),
         conn_id=profile.launcher["spark_conn_id"],

@@ -19,6 +19,11 @@ import yaml
 from tributary.config import CONF_DIR, REPO_ROOT, ConfigError, Profile
 
 RESTART_POLICIES = {"Never", "Always"}
+# A job's exit status when a retry would fail the same way: its arguments or its input are wrong (a batch that never
+# landed, a missing table, counts that do not reconcile), not the world around it (MLflow down, a lost executor).
+# argparse's usage errors exit with it too. On the spark-submit profiles the task fails at once instead of retrying
+# (tributary.launcher); everything else exits 1 and is retried.
+NO_RETRY_EXIT = 2
 ROLE_KINDS = ("inputs", "outputs", "state")
 
 

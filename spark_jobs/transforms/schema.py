@@ -13,6 +13,8 @@ Every raw field is required. ``validation.validate_lines`` turns lines into ``BR
 
 from __future__ import annotations
 
+import re
+
 from pyspark.sql.types import (
     DataType,
     DoubleType,
@@ -41,6 +43,9 @@ RAW_TYPES: dict[str, DataType] = {
     "is_fraud": IntegerType(),
 }
 RAW_FIELDS: list[str] = list(RAW_TYPES)
+# A landing batch is one folder (``landing_batch/<batch id>/``): the generator writes only these, ingest reads only
+# these.
+BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 CHANNELS: tuple[str, ...] = ("pos", "online", "atm")
 

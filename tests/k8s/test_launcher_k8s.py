@@ -57,7 +57,7 @@ def test_dag_files_are_the_same_for_every_profile(tasks_by_profile):
         for profile, tasks in tasks_by_profile.items()
     }
     assert all(shape == shapes["local"] for shape in shapes.values())
-    assert type(tasks_by_profile["local"]["ingest"]).__name__ == "SparkSubmitOperator"
+    assert type(tasks_by_profile["local"]["ingest"]).__name__ == "TributarySparkSubmitOperator"
 
 
 def _run(operator, cluster, run_id="manual__2026-11-21T19:44:12+00:00", try_number=1):

@@ -350,5 +350,5 @@ def test_a_backfill_of_daily_intervals_builds_the_same_table_as_one_full_run(spa
 def test_main_without_bronze_fails_with_a_hint(spark, local_profile, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--profile", "local"])
-    assert exc.value.code == 1
+    assert exc.value.code == 2
     assert "run spark_jobs.ingest first" in capsys.readouterr().err

@@ -90,6 +90,15 @@ def test_missing_landing_fails_with_a_hint(local_profile, spark, capsys):
     assert "run spark_jobs.generate first" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("batch_id", ["batch 0001", "../landing", "day1/part-00000.jsonl", ".hidden"])
+def test_a_batch_id_that_cannot_have_landed_is_a_usage_error(local_profile, capsys, batch_id):
+    """Exit status 2 (not retried by Airflow on the spark-submit profiles), before Spark starts."""
+    with pytest.raises(SystemExit) as exc:
+        ingest.main(["--batch-id", batch_id, "--as-of", AS_OF])
+    assert exc.value.code == 2
+    assert f"{batch_id!r} is not a landing batch id" in capsys.readouterr().err
+
+
 def test_bad_as_of_is_a_usage_error(local_profile):
     with pytest.raises(SystemExit) as exc:
         ingest.main(["--as-of", "yesterday"])

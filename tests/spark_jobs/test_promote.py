@@ -192,7 +192,7 @@ def test_manual_promotion_and_rollback_move_the_alias_and_leave_tags(mlflow_stor
     capsys.readouterr()
     with pytest.raises(SystemExit) as stopped:
         promote.main(["--profile", "local", "--rollback"])
-    assert stopped.value.code == 1 and "nothing to roll back to" in capsys.readouterr().err
+    assert stopped.value.code == 2 and "nothing to roll back to" in capsys.readouterr().err
     assert _champion(name) == 1
 
     # a rolled-back challenger is not re-promoted by the gate
@@ -205,17 +205,17 @@ def test_manual_promotion_and_rollback_move_the_alias_and_leave_tags(mlflow_stor
 def test_unknown_version_and_missing_challenger_fail_clearly(mlflow_store, capsys) -> None:
     with pytest.raises(SystemExit) as stopped:
         promote.main(["--profile", "local"])
-    assert stopped.value.code == 1 and "no @challenger; run spark_jobs.train" in capsys.readouterr().err
+    assert stopped.value.code == 2 and "no @challenger; run spark_jobs.train" in capsys.readouterr().err
 
     configure_mlflow(mlflow_store)
     MlflowClient().create_registered_model(mlflow_store.mlflow["model_name"])
     with pytest.raises(SystemExit) as stopped:
         promote.main(["--profile", "local", "--version", "7"])
-    assert stopped.value.code == 1 and "has no version 7" in capsys.readouterr().err
+    assert stopped.value.code == 2 and "has no version 7" in capsys.readouterr().err
 
     with pytest.raises(SystemExit) as stopped:
         promote.main(["--profile", "local", "--rollback"])
-    assert stopped.value.code == 1 and "no @champion" in capsys.readouterr().err
+    assert stopped.value.code == 2 and "no @champion" in capsys.readouterr().err
 
 
 def test_version_and_rollback_are_exclusive(tributary_home) -> None:

@@ -290,7 +290,7 @@ def test_stream_without_champion_stops_before_starting(mlflow_store: Profile, ca
     land(profile, "nochamp", rows=20, files=1)
     with pytest.raises(SystemExit) as stopped:
         main(["--profile", "local"])
-    assert stopped.value.code == 1
+    assert stopped.value.code == 2
     assert "champion" in capsys.readouterr().err
     assert not Path(profile.catalog.uri("stream_checkpoint")).exists(), "the query must not have started"
 

@@ -160,7 +160,7 @@ def test_train_window_flags_fail_fast(argv, message, tributary_home, capsys) -> 
 def test_train_fails_clearly_without_a_features_table(tributary_home, capsys) -> None:
     with pytest.raises(SystemExit) as stopped:
         train.main(["--profile", "local", "--epochs", "1"])
-    assert stopped.value.code == 1
+    assert stopped.value.code == 2
     assert "run spark_jobs.features first" in capsys.readouterr().err
 
 

@@ -109,3 +109,30 @@ def test_defer_module_leaves_imported_and_absent_modules_alone():
     assert sys.modules["json"] is already_imported
     launcher.defer_module("tributary_no_such_module")
     assert "tributary_no_such_module" not in sys.modules
+
+
+@pytest.mark.parametrize(("status", "retried"), [(2, False), (1, True)])
+def test_a_job_that_refuses_its_input_fails_its_task_without_retries(tmp_path, monkeypatch, status, retried):
+    """A real spark-submit (local profile) of a driver that exits as ``spark_jobs.cli.fail`` does: exit status
+    ``NO_RETRY_EXIT`` fails the task at once (AirflowFailException), any other failure stays retryable."""
+    import json
+
+    from airflow.exceptions import AirflowException
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from tributary.registry import NO_RETRY_EXIT
+    from tributary.spark_submit import TributarySparkSubmitOperator
+
+    profile = load_profile("local")
+    conn_id = profile.launcher["spark_conn_id"]
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(spark_connection(profile)))
+    driver = tmp_path / "driver.py"
+    driver.write_text(f"import sys\nprint('error: landing batch x is missing', file=sys.stderr)\nsys.exit({status})\n")
+    op = TributarySparkSubmitOperator(task_id="ingest", application=str(driver), conn_id=conn_id,
+                                      conf={"spark.ui.enabled": "false"})
+    with pytest.raises(AirflowException) as raised:
+        op.execute({})
+    assert op.exit_status() == status
+    assert isinstance(raised.value, AirflowFailException) is (not retried), raised.value
+    if not retried:
+        assert status == NO_RETRY_EXIT and "not retried" in str(raised.value)

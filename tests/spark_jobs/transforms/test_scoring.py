@@ -54,10 +54,10 @@ def test_registered_model_without_champion_alias_raises(mlflow_store) -> None:
         resolve_champion(mlflow_store)
 
 
-def test_score_main_without_champion_exits_1_with_the_message(mlflow_store, capsys) -> None:
+def test_score_main_without_champion_exits_2_with_the_message(mlflow_store, capsys) -> None:
     with pytest.raises(SystemExit) as stopped:
         score.main(["--profile", "local"])
-    assert stopped.value.code == 1
+    assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert "no champion model" in err and "spark_jobs.promote --version N" in err
 
