@@ -23,7 +23,6 @@ import importlib.util
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import REPEATS, REPO_ROOT, Goal, Result, Stats
+from tributary.local_env import task_seconds
 
 NAME = "P4_make_run"
 TITLE = "make run wall time, stage shares, and Airflow's overhead over spark-submit"
@@ -75,16 +75,6 @@ def migrate(home: Path) -> None:
     """``make run``'s setup step for this home (``make airflow-db``), untimed."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=airflow_env_for(home), cwd=REPO_ROOT,
                    check=True, capture_output=True)
-
-
-def task_seconds(airflow_db: Path, dag_id: str = "fraud_pipeline") -> dict[str, float]:
-    """Each successful task's duration in the DAG's latest run, from Airflow's metadata DB."""
-    with sqlite3.connect(airflow_db) as db:
-        (run_id,) = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
-                               (dag_id,)).fetchone()
-        rows = db.execute("SELECT task_id, duration FROM task_instance WHERE dag_id = ? AND run_id = ? "
-                          "AND state = 'success'", (dag_id, run_id)).fetchall()
-    return {task: float(duration) for task, duration in rows}
 
 
 def orchestrated(rows: int, home: Path, extra_env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Steps (each one is a real component; nothing is simulated):
 2. ``airflow dags test fraud_pipeline`` on the profile (SQLite metadata DB under var/airflow): ingest, features,
    train, promote, score, each a spark-submit through the launcher;
 3. land a second batch into landing/stream and ``airflow dags test fraud_stream`` (availableNow);
-4. ``spark_jobs.summary`` writes var/run-summary.json, printed as a table.
+4. ``spark_jobs.summary`` writes var/run-summary.json, printed as a table, with each step's and each Airflow
+   task's wall seconds; ``spark_jobs.report`` renders it, the tables and the models as var/run-report.html.
 
 Idempotent: the generator is deterministic, ingest and scoring MERGE, the stream checkpoint skips processed files.
     python scripts/run_local.py [--rows 20000] [--profile local]
@@ -25,7 +26,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from spark_jobs.generate import GeneratorConfig  # noqa: E402
 from tributary.config import load_profile  # noqa: E402
-from tributary.local_env import airflow_env  # noqa: E402
+from tributary.local_env import airflow_env, task_seconds  # noqa: E402
 
 BATCH_ID = "batch-0001"
 STREAM_BATCH_ID = "stream-0001"
@@ -79,7 +80,11 @@ def run(rows: int, profile_name: str, airflow_home: Path, summary_path: Path) ->
                       "--started-at", str(started)], env)
     summary = json.loads(summary_path.read_text())
     summary["steps_s"] = {name: round(seconds, 2) for name, seconds in steps.items()}
+    summary["tasks_s"] = {dag: task_seconds(airflow_home / "airflow.db", dag)
+                          for dag in ("fraud_pipeline", "fraud_stream")}
     summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    step("write the run report", [py, "-m", "spark_jobs.report", "--profile", profile.name, "--summary",
+                                  str(summary_path)], env)
     return summary
 
 
@@ -115,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     summary = run(args.rows, args.profile or load_profile().name, args.airflow_home, args.summary)
     print_summary(summary)
-    print(f"\nwrote {args.summary}")
+    print(f"\nwrote {args.summary} and {args.summary.with_name('run-report.html')}")
     problems = summary_problems(summary)
     if problems:
         sys.exit(f"error: the run finished but {'; '.join(problems)}")

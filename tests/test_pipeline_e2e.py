@@ -16,13 +16,12 @@ from pathlib import Path
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from benchmarks.make_run import task_seconds
 from tributary.config import load_profile
 from tributary.spark_conf import spark_conf
 from tests import event_log
 from tests.pipeline_data import load_script
 
-from tributary.local_env import spark_home
+from tributary.local_env import spark_home, task_seconds
 
 run_local = load_script("run_local")
 yarn_cluster = load_script("yarn_cluster")
@@ -30,7 +29,8 @@ yarn_cluster = load_script("yarn_cluster")
 
 TRIBUTARY = Path(sys.executable).parent / "tributary"  # the console script (tributary/cli.py)
 STEP_TITLES = ("land a batch of raw transactions", "prepare the Airflow metadata DB", "run fraud_pipeline through "
-               "Airflow", "land a second batch for the stream", "run fraud_stream through Airflow", "summarise")
+               "Airflow", "land a second batch for the stream", "run fraud_stream through Airflow", "summarise",
+               "write the run report")
 
 
 def tributary(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -90,6 +90,36 @@ def test_make_run_summary(pipeline_run):
     tasks = task_seconds(home / "airflow" / "airflow.db")
     assert set(tasks) == {"ingest", "features", "train", "promote", "score"}, tasks
     assert all(s > 0 for s in tasks.values()) and sum(tasks.values()) < steps["fraud_pipeline"], tasks
+    assert summary["tasks_s"] == {"fraud_pipeline": tasks, "fraud_stream": task_seconds(home / "airflow" / "airflow.db",
+                                                                                          "fraud_stream")}
+    assert list(summary["tasks_s"]["fraud_stream"]) == ["stream"]
+
+
+def test_make_run_writes_a_run_report_that_opens_in_a_browser(pipeline_run):
+    """var/run-report.html beside the summary, opened in headless Chromium as a person would: the reconciled counts,
+    the quarantine reasons' chart, every table's version, the champion's metrics, each stage's time."""
+    from tests.browser import chromium, screenshot
+
+    home, summary = pipeline_run
+    report = home / "run-report.html"
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(report.as_uri())
+        assert page.locator("#reconciliation").inner_text() == "reconciled"
+        counts = dict(tuple(row.split("\t")) for row in page.locator("#counts tbody tr").all_inner_texts())
+        assert counts["landed"] == f"{summary['rows_landed']:,}" and counts["quarantined"] == \
+            f"{summary['rows_quarantined']:,}", counts
+        charts = page.locator("img")
+        assert charts.count() == 2 and all(charts.nth(i).evaluate("i => i.complete && i.naturalWidth > 300")
+                                           for i in range(2))
+        tables = {row.split("\t")[0]: row.split("\t")[1] for row in page.locator("#tables tbody tr").all_inner_texts()}
+        assert {"bronze_transactions", "features_card", "predictions", "stream_predictions"} <= set(tables), tables
+        assert all(tables[t].isdigit() for t in ("bronze_transactions", "features_card", "predictions")), tables
+        metrics = page.locator("#metrics").inner_text()
+        assert "pr_auc" in metrics and "champion" in metrics, metrics
+        stages = page.locator("#stages").inner_text()
+        assert all(f"fraud_pipeline.{t}" in stages for t in ("ingest", "features", "train", "promote", "score"))
+        screenshot(page, "run-report", full_page=True)
 
 
 def test_tributary_status_promote_and_rollback_on_the_run(pipeline_run, spark):
@@ -121,9 +151,9 @@ def test_tributary_status_promote_and_rollback_on_the_run(pipeline_run, spark):
     assert same.returncode == 0, same.stderr[-4000:]
     assert json.loads(same.stdout)["decision"] == "unchanged"
     unknown = tributary(home, "promote", "--version", "999")
-    assert unknown.returncode == 1 and "has no version 999; registered versions" in unknown.stderr, unknown.stderr
+    assert unknown.returncode == 2 and "has no version 999; registered versions" in unknown.stderr, unknown.stderr
     back = tributary(home, "rollback")
-    assert back.returncode == 1, back.stderr
+    assert back.returncode == 2, back.stderr
     assert "nothing to roll back to. Promote a version explicitly: tributary promote --version N" in " ".join(
         back.stderr.split())
     from mlflow import MlflowClient

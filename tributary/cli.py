@@ -184,9 +184,9 @@ def run(rows: Annotated[int, typer.Option(min=3000, help="transactions in the fi
     """Run the whole pipeline through Airflow on this machine, as make run does.
 
     Lands a batch, runs **fraud_pipeline** (ingest, features, train, promote, score), lands a second batch and
-    streams it with **fraud_stream**, then prints the summary; on the local profile by default. The progress line
-    shows the step, the Airflow task and the rows the last job reported; the whole output goes to run.log beside
-    the summary."""
+    streams it with **fraud_stream**, then prints the summary and writes run-report.html beside it; on the local
+    profile by default. The progress line shows the step, the Airflow task and the rows the last job reported; the
+    whole output goes to run.log beside the summary."""
     chosen = profile_or_exit(profile)
     if chosen.launcher["kind"] == "spark_submit":  # each task would fail on it after its retries: say it now
         from tributary.spark_conf import jar_classpath
@@ -219,7 +219,7 @@ def run(rows: Annotated[int, typer.Option(min=3000, help="transactions in the fi
     for name, value in sorted(document.get("metrics", {}).items()):
         table.add_row(name, f"{value:.4f}")
     out.print(table)
-    out.print(f"summary: {summary}\nlog:     {log}")
+    out.print(f"summary: {summary}\nreport:  {summary.with_name('run-report.html')}\nlog:     {log}")
 
 
 class Database(str, Enum):

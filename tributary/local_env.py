@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -69,3 +70,18 @@ def airflow_env(profile: Profile, airflow_home: Path, base: dict[str, str] | Non
     if k8s_conn_id and kubeconfig is not None:
         env[f"AIRFLOW_CONN_{k8s_conn_id.upper()}"] = json.dumps(kubernetes_connection(profile, kubeconfig))
     return env
+
+
+def task_seconds(airflow_db: Path, dag_id: str = "fraud_pipeline") -> dict[str, float]:
+    """Each successful task's duration in ``dag_id``'s newest run, in start order, from the SQLite metadata DB of a
+    local Airflow (`airflow dags test`), opened read-only; empty when the DB or the run is not there."""
+    if not airflow_db.is_file():
+        return {}
+    with sqlite3.connect(f"file:{airflow_db}?mode=ro", uri=True) as db:
+        newest = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
+                            (dag_id,)).fetchone()
+        if newest is None:
+            return {}
+        rows = db.execute("SELECT task_id, duration FROM task_instance WHERE dag_id = ? AND run_id = ? "
+                          "AND state = 'success' ORDER BY start_date", (dag_id, newest[0])).fetchall()
+    return {task: float(duration) for task, duration in rows}
