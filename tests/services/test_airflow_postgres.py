@@ -1,101 +1,31 @@
-"""`make up`'s services for real (scripts/up.py): fraud_pipeline triggered through Airflow's REST API and run by its
-scheduler with the LocalExecutor, Airflow's metadata and MLflow's registry on PostgreSQL, every task a spark-submit
+"""`make up`'s services for real (scripts/up.py): fraud_pipeline triggered from the trigger form in a browser and run by
+its scheduler with the LocalExecutor, Airflow's metadata and MLflow's registry on PostgreSQL, every task a spark-submit
 to a Spark standalone cluster; PostgreSQL restarted while a task runs; then the registry's aliases, tags and
 rollback through the MLflow server.
 
-The module's fixture starts everything (PostgreSQL, the cluster, MLflow, Airflow's four components) and stops it by
-process group afterwards, also on failure."""
+The package's fixtures (conftest.py) start everything (PostgreSQL, the cluster, MLflow, Airflow's four components)
+and stop it by process group afterwards, also on failure; test_ui.py goes on from this run in the same browser."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
-
 from tests.pipeline_data import load_script
+from tests.services.conftest import DAG, IN_FLIGHT, TASKS, tolerant
 
 up_script = load_script("up")
 postgres_server = load_script("postgres_server")
 airflow_api = load_script("airflow_api")
 
-DAG = "fraud_pipeline"
-TASKS = ["ingest", "features", "train", "promote", "score"]
-IN_FLIGHT = "train"  # the task running when the database restarts
 MODEL = "tributary-fraud"
-
-
-@pytest.fixture(scope="module")
-def up():
-    base = Path(tempfile.mkdtemp(prefix="tributary-up-"))
-    base.chmod(0o711)  # PostgreSQL's user (postgres, when this runs as root) must reach its state below
-    home = base / "home"
-    home.mkdir()
-    ports = up_script.Ports(airflow=18380, mlflow=15380, postgres=15433, spark=17277, spark_web=18290)
-    # Only the run the test triggers: unpausing @daily fraud_pipeline must not also start the latest interval's.
-    extra = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
-    try:
-        with up_script.services(home, "postgres", ports, rows=2000, pg_state=base / "pg", extra_env=extra) as s:
-            print(f"services started, seconds each: {s.start_s}")
-            yield s
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _tolerant(call, *args):
-    """``call(*args)``, or None while the API cannot answer (its database is restarting)."""
-    try:
-        return call(*args)
-    except (airflow_api.AirflowAPIError, urllib.error.URLError, TimeoutError, ConnectionError):
-        return None
-
-
-def _states(api, run_id: str) -> dict[str, dict] | None:
-    tis = _tolerant(api.task_instances, DAG, run_id)
-    return None if tis is None else {t["task_id"]: t for t in tis}
-
-
-@pytest.fixture(scope="module")
-def pipeline_run(up):
-    """Trigger the run, restart PostgreSQL while ``IN_FLIGHT`` runs, wait until the run ends."""
-    api = up.api()
-    api.wait_for_dag(DAG)
-    api.unpause(DAG)
-    run_id = api.trigger(DAG, datetime.now(timezone.utc), {"batch_id": up_script.SAMPLE_BATCH})
-    deadline = time.monotonic() + 1500
-    restart = None
-    state = None
-    while time.monotonic() < deadline:
-        tis = _states(api, run_id) or {}
-        if restart is None and tis.get(IN_FLIGHT, {}).get("state") == "running":
-            time.sleep(3)  # well inside the task: its spark-submit has started
-            t0 = time.monotonic()
-            postgres_server.stop(Path(up.postgres.state))
-            down_at = time.monotonic()
-            time.sleep(10)
-            postgres_server.start(Path(up.postgres.state))
-            restart = {"stop_s": round(down_at - t0, 2), "down_s": round(time.monotonic() - down_at, 2)}
-            print(f"PostgreSQL restarted while {IN_FLIGHT} ran: {restart}")
-        state = _tolerant(api.run_state, DAG, run_id)
-        if state in airflow_api.FINISHED:
-            break
-        time.sleep(5)
-    tis = _states(api, run_id)
-    print(f"run {run_id}: {state}; tries {({t: ti['try_number'] for t, ti in (tis or {}).items()})}; "
-          f"restarts of components {up.supervisor.restarts}")
-    return {"run_id": run_id, "state": state, "tasks": tis, "restart": restart}
 
 
 def test_the_run_succeeds_through_the_scheduler_across_a_database_restart(up, pipeline_run):
     assert pipeline_run["restart"] is not None, f"{IN_FLIGHT} was never seen running"
     tasks = pipeline_run["tasks"]
-    logs = "\n".join(_tolerant(up.api().task_log, DAG, pipeline_run["run_id"], t, tasks[t]["try_number"]) or ""
+    logs = "\n".join(tolerant(up.api().task_log, DAG, pipeline_run["run_id"], t, tasks[t]["try_number"]) or ""
                      for t in tasks if tasks[t]["state"] != "success")
     assert pipeline_run["state"] == "success", (pipeline_run, logs[-6000:])
     assert sorted(tasks) == sorted(TASKS)
