@@ -5,16 +5,19 @@ With the default ``--db postgres`` (profile ``standalone``), each piece is a sep
 2. a Spark standalone master and worker (scripts/standalone_cluster.py, state under var/standalone), where the
    tasks' spark-submit runs, with dynamic allocation (the standalone profile);
 3. the MLflow tracking server, its backend store on PostgreSQL, artifacts under var/mlflow/artifacts;
-4. Airflow 3 on PostgreSQL with the LocalExecutor, as its four components (API server, scheduler, DAG processor,
+4. the Spark History Server (pyspark's own ``spark-class``) over the jobs' event logs (var/spark-events);
+5. Airflow 3 on PostgreSQL with the LocalExecutor, as its four components (API server, scheduler, DAG processor,
    triggerer), each in its own process group and restarted when it exits, as systemd or Kubernetes would: a
    scheduler that loses its database connection exits, and comes back when the database does.
 The tasks get the cluster's master URL and the MLflow server's URL. A sample batch lands first when it has not
 (``batch-0001``, ``--rows``), so fraud_pipeline can be triggered at once from the UI.
 
 ``--db sqlite`` is the read-mostly view of what `make run` left: `airflow standalone` and an MLflow server on the
-SQLite files under var/ (var/airflow/airflow.db, var/mlflow/mlflow.db), no database server, no cluster.
+SQLite files under var/ (var/airflow/airflow.db, var/mlflow/mlflow.db) and the History Server over its jobs' event
+logs; no database server, no cluster.
 
-    python scripts/up.py [--db postgres|sqlite] [--airflow-port 8080] [--mlflow-port 5000] [--rows 20000]
+    python scripts/up.py [--db postgres|sqlite] [--airflow-port 8080] [--mlflow-port 5000] [--history-port 18080]
+                         [--rows 20000]
     python scripts/up.py --check     # start, wait until the UIs answer, print them, stop
     python scripts/up.py --down      # stop what an interrupted `make up` left, by the PIDs it recorded
 
@@ -47,6 +50,7 @@ import standalone_cluster  # noqa: E402
 from airflow_api import AirflowAPI  # noqa: E402
 from tributary.config import load_profile  # noqa: E402
 from tributary.local_env import airflow_env  # noqa: E402
+from tributary.spark_conf import local_event_log_dir, spark_conf  # noqa: E402
 
 ADMIN_USER = "admin"
 SAMPLE_BATCH = "batch-0001"
@@ -60,6 +64,7 @@ class Ports:
     postgres: int = 5432
     spark: int = 7077
     spark_web: int = 8090  # the worker's UI is the next port
+    spark_history: int = 18080
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Services:
 
     airflow_url: str
     mlflow_url: str
+    history_url: str | None  # the Spark History Server; None where the profile's event logs are not on this machine
     password: str
     env: dict[str, str] = field(repr=False)  # Airflow's and its tasks' environment
     logs: Path
@@ -87,6 +93,7 @@ class Supervisor:
     def __init__(self, run_dir: Path, logs: Path, env: dict[str, str]):
         self.run_dir, self.logs, self.env = run_dir, logs, env
         self.commands: dict[str, list[str]] = {}
+        self.envs: dict[str, dict[str, str]] = {}
         self.procs: dict[str, subprocess.Popen] = {}
         self.restarts: dict[str, int] = {}
         self._stopping = threading.Event()
@@ -94,12 +101,14 @@ class Supervisor:
         run_dir.mkdir(parents=True, exist_ok=True)
         logs.mkdir(parents=True, exist_ok=True)
 
-    def start(self, name: str, command: list[str]) -> None:
+    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        """Start ``command`` as ``name``, in the shared environment with ``env`` over it."""
         self.commands[name] = command
+        self.envs[name] = env or {}
         self.restarts.setdefault(name, 0)
         with (self.logs / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(command, env=self.env, cwd=REPO_ROOT, start_new_session=True, stdout=log,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(command, env={**self.env, **self.envs[name]}, cwd=REPO_ROOT,
+                                    start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = proc
         (self.run_dir / f"{name}.pid").write_text(str(proc.pid))
 
@@ -114,7 +123,7 @@ class Supervisor:
                         say(f"{note} (log: {self.logs / f'{name}.log'})")
                         with (self.logs / f"{name}.log").open("a") as log:
                             log.write(f"\n--- up.py: {note} ---\n")
-                        self.start(name, self.commands[name])
+                        self.start(name, self.commands[name], self.envs[name])
 
         self._thread = threading.Thread(target=loop, name="up-supervisor", daemon=True)
         self._thread.start()
@@ -185,6 +194,24 @@ def _secret(path: Path) -> str:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def start_history_server(supervisor: Supervisor, events: Path, port: int, run_dir: Path) -> str:
+    """Start the Spark History Server from pyspark's own ``spark-class`` over the event logs in ``events``, on
+    127.0.0.1:``port``; returns its URL. It lists a job as soon as its log appears (every 5 s)."""
+    import pyspark
+
+    events.mkdir(parents=True, exist_ok=True)
+    properties = run_dir / "spark-history.conf"
+    properties.write_text(f"spark.history.fs.logDirectory {events.as_uri()}\n"
+                          f"spark.history.ui.port {port}\n"
+                          "spark.history.fs.update.interval 5s\n")
+    spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
+    supervisor.start("spark-history", [str(spark_class), "org.apache.spark.deploy.history.HistoryServer",
+                                       "--properties-file", str(properties)],
+                     env={"SPARK_LOCAL_IP": "127.0.0.1", "SPARK_PUBLIC_DNS": "127.0.0.1",
+                          "SPARK_DAEMON_MEMORY": "512m"})
+    return f"http://127.0.0.1:{port}"
 
 
 def land_sample(env: dict[str, str], profile: str, rows: int, landing: Path) -> None:
@@ -261,17 +288,22 @@ def services(home: Path, db: str = "postgres", ports: Ports | None = None, rows:
                 supervisor.start(component, [sys.executable, "-m", "airflow", component])
         else:
             supervisor.start("airflow-standalone", [sys.executable, "-m", "airflow", "standalone"])
+        events = local_event_log_dir(spark_conf(profile, check_jars=False))
+        history_url = start_history_server(supervisor, events, ports.spark_history, run_dir) if events else None
         supervisor.watch()
         mlflow_url = f"http://127.0.0.1:{ports.mlflow}"
         wait_http(f"{airflow_url}/api/v2/monitor/health", timeout)
         say(f"Airflow answers in {timer.lap('airflow'):.1f}s")
         wait_http(f"{mlflow_url}/health", timeout)
         say(f"MLflow answers {timer.lap('mlflow'):.1f}s later")
+        if history_url:
+            wait_http(f"{history_url}/api/v1/version", timeout)
+            say(f"the Spark History Server answers {timer.lap('spark_history'):.1f}s later (event logs: {events})")
         if postgres:
             land_sample(env, profile.name, rows, Path(profile.catalog.uri("landing_batch").removeprefix("file:")))
             timer.lap("land")
-        yield Services(airflow_url, mlflow_url, airflow_password(airflow_home), env, logs, postgres, cluster,
-                       supervisor, timer.laps)
+        yield Services(airflow_url, mlflow_url, history_url, airflow_password(airflow_home), env, logs, postgres,
+                       cluster, supervisor, timer.laps)
 
 
 def down(home: Path) -> None:
@@ -289,6 +321,7 @@ def main() -> None:
     parser.add_argument("--airflow-port", type=int, default=8080)
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--postgres-port", type=int, default=5432)
+    parser.add_argument("--history-port", type=int, default=18080, help="the Spark History Server's")
     parser.add_argument("--rows", type=int, default=20000, help="transactions in the sample batch (postgres)")
     parser.add_argument("--check", action="store_true", help="exit once the UIs answer")
     parser.add_argument("--down", action="store_true", help="stop what an interrupted `make up` left")
@@ -299,13 +332,16 @@ def main() -> None:
         down(home)
         return
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    ports = Ports(airflow=args.airflow_port, mlflow=args.mlflow_port, postgres=args.postgres_port)
+    ports = Ports(airflow=args.airflow_port, mlflow=args.mlflow_port, postgres=args.postgres_port,
+                  spark_history=args.history_port)
     try:
         with services(home, args.db, ports, args.rows, timeout=args.timeout) as up:
             print(f"Airflow UI  {up.airflow_url}   login: {ADMIN_USER} / {up.password}")
             print(f"MLflow UI   {up.mlflow_url}   (no login locally; the Kubernetes install turns basic-auth on)")
             if up.cluster:
                 print(f"Spark UI    {up.cluster.web_url}   (the standalone master the tasks run on)")
+            if up.history_url:
+                print(f"Spark History {up.history_url}   (every Spark job's event log, finished ones included)")
                 print(f"Trigger 'fraud_pipeline' with {{\"batch_id\": \"{SAMPLE_BATCH}\"}} in the Airflow UI (a first run "
                       "builds every table; later runs work on their data interval, or on everything with "
                       "\"full_refresh\": true).")

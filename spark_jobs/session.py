@@ -11,7 +11,7 @@ import os
 from typing import Mapping
 
 from tributary.config import Profile
-from tributary.spark_conf import spark_conf
+from tributary.spark_conf import local_event_log_dir, spark_conf
 
 def submitted_conf_keys() -> set[str]:
     """The Spark settings ``spark-submit`` gave this driver (``--conf``, spark-defaults, a SparkApplication's
@@ -38,6 +38,8 @@ def build_session(profile: Profile, app_name: str, extra_conf: Mapping[str, str]
     # Outside spark-submit, pyspark picks the worker interpreter from PYSPARK_PYTHON (else `python3` on PATH) and
     # ignores spark.pyspark.python; pin it so workers run the same environment as the driver.
     os.environ.setdefault("PYSPARK_PYTHON", conf["spark.pyspark.python"])
+    if (events := local_event_log_dir(conf)) is not None:
+        events.mkdir(parents=True, exist_ok=True)
     submitted = submitted_conf_keys() - set(extra_conf or {})
     builder = SparkSession.builder.appName(app_name)
     if "spark.master" not in submitted:

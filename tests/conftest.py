@@ -41,10 +41,11 @@ def _pinned_jars_env(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def spark(_pinned_jars_env):
-    """The session-scoped local SparkSession (the same factory the jobs use)."""
+    """The session-scoped local SparkSession (the same factory the jobs use), without the profile's event log: it
+    is the tests' scratch session, not a job, and one log of every test's jobs would only cost time."""
     from spark_jobs.session import build_session
 
-    session = build_session(load_profile("local"), "tributary-tests")
+    session = build_session(load_profile("local"), "tributary-tests", {"spark.eventLog.enabled": "false"})
     session.sparkContext.setLogLevel("WARN")
     yield session
     session.stop()

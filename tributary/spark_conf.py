@@ -18,6 +18,7 @@ import glob
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 from tributary.config import ConfigError, Profile
 
@@ -66,3 +67,13 @@ def spark_conf(profile: Profile, check_jars: bool = True) -> dict[str, str]:
         conf["spark.dynamicAllocation.initialExecutors"] = str(dyn["initial_executors"])
     conf.update({k: str(v) for k, v in profile.spark["conf"].items()})
     return conf
+
+
+def local_event_log_dir(conf: dict[str, str]) -> Path | None:
+    """The directory on this machine an enabled event log goes to (``spark.eventLog.dir`` a ``file:`` URI or a
+    plain path), or None (logging off, or a bucket). Spark does not create it: a missing one fails the SparkContext
+    at start, so the session factory and the History Server's starter create it first."""
+    if conf.get("spark.eventLog.enabled", "false").lower() != "true":
+        return None
+    where = urlparse(conf.get("spark.eventLog.dir", "file:/tmp/spark-events"))
+    return Path(where.path) if where.scheme in ("", "file") else None

@@ -34,7 +34,8 @@ def up():
     base.chmod(0o711)  # PostgreSQL's user (postgres, when this runs as root) must reach its state below
     home = base / "home"
     home.mkdir()
-    ports = up_script.Ports(airflow=18380, mlflow=15380, postgres=15433, spark=17277, spark_web=18290)
+    ports = up_script.Ports(airflow=18380, mlflow=15380, postgres=15433, spark=17277, spark_web=18290,
+                            spark_history=18480)
     # Only the runs the tests trigger: unpausing @daily fraud_pipeline must not also start the latest interval's.
     extra = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     try:

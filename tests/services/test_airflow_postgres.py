@@ -8,8 +8,11 @@ and stop it by process group afterwards, also on failure; test_ui.py goes on fro
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from tests.pipeline_data import load_script
@@ -58,6 +61,32 @@ def test_every_task_ran_on_the_standalone_cluster(up, pipeline_run):
     names = {a["name"] for a in status["completedapps"] + status["activeapps"]}
     for task in ("ingest", "features", "train", "score"):  # promote needs no executors, still a Spark driver
         assert any(n.startswith(f"tributary-{task}") for n in names), (task, sorted(names))
+
+
+def _history(up, path: str):
+    with urllib.request.urlopen(f"{up.history_url}/api/v1{path}", timeout=30) as resp:
+        return json.load(resp)
+
+
+def test_the_history_server_replays_every_spark_job_of_the_run(up, pipeline_run):
+    """Each task's driver wrote an event log under the services' var/spark-events, and `make up`'s History Server
+    lists it as a finished application whose jobs and stages it can show."""
+    assert up.history_url == "http://127.0.0.1:18480", up.history_url
+    wanted = {f"tributary-{task}" for task in TASKS}
+    deadline = time.monotonic() + 60  # the server looks for new logs every 5 s
+    while True:
+        apps = _history(up, "/applications?status=completed&limit=1000")
+        names = {a["name"] for a in apps}
+        if wanted <= names or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert wanted <= names, sorted(names)
+    features = next(a for a in apps if a["name"] == "tributary-features")
+    assert all(attempt["completed"] for attempt in features["attempts"]), features
+    jobs = _history(up, f"/applications/{features['id']}/jobs")
+    assert jobs and all(job["status"] == "SUCCEEDED" for job in jobs), [(j["jobId"], j["status"]) for j in jobs]
+    logs = list((Path(up.env["TRIBUTARY_HOME"]) / "var" / "spark-events").iterdir())
+    assert len(logs) >= len(wanted), logs
 
 
 def _promote(up, *args: str) -> subprocess.CompletedProcess:

@@ -1,6 +1,6 @@
 """build_session under spark-submit: what spark-submit was given wins over the profile's defaults (on Kubernetes,
 the SparkApplication's per-workload conf), while a job's extra conf still applies; outside spark-submit the profile's
-conf is applied. Runs the real spark-submit."""
+conf is applied; the profile's event log directory is created before Spark needs it. Runs the real spark-submit."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ spark.stop()
 def test_spark_submit_conf_wins_over_the_profile_and_extra_conf_still_applies(tmp_path: Path):
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE.format(root=str(REPO_ROOT)))
-    env = {**os.environ, "SPARK_HOME": spark_home(), "PYSPARK_PYTHON": sys.executable}
+    events = tmp_path / "spark-events"  # not there yet: a SparkContext logging to a missing directory fails
+    env = {**os.environ, "SPARK_HOME": spark_home(), "PYSPARK_PYTHON": sys.executable,
+           "TRIBUTARY_SPARK_EVENTS": events.as_uri()}
     profile_conf = spark_conf(load_profile("local"))
     assert profile_conf["spark.executor.memory"] != "777m"
     proc = subprocess.run(
@@ -46,6 +48,8 @@ def test_spark_submit_conf_wins_over_the_profile_and_extra_conf_still_applies(tm
     assert seen["spark.executor.memory"] == "777m"  # submitted, kept
     assert seen["spark.sql.shuffle.partitions"] == "7"  # the job's extra conf, applied
     assert seen["spark.driver.extraClassPath"] == profile_conf["spark.driver.extraClassPath"]
+    logs = list(events.iterdir())  # the local profile's event log, in the directory the session factory made
+    assert [log.name.startswith("eventlog_v2_local-") for log in logs] == [True], logs
 
 
 def test_outside_spark_submit_nothing_counts_as_submitted(spark):
