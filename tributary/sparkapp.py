@@ -21,7 +21,9 @@ What the workload class (a job's ``workload`` in ``conf/jobs.yaml``; its keys in
   ``launcher.streaming_app.secret_env`` if they exist (``tributary-kafka``: the Kafka credentials).
 
 Spark settings are ``tributary.spark_conf.spark_conf(profile, check_jars=False)``, the same dict the jobs' own
-session factory applies; only the per-workload allocation and GPU keys are added here.
+session factory applies; only the per-workload allocation and GPU keys are added here. Where they turn on Spark's
+PrometheusServlet, the driver pod carries the ``prometheus.io/scrape|port|path`` annotations that point a
+Prometheus (its usual ``kubernetes-pods`` job) at it (``metrics_annotations``).
 
 Names: batch applications carry a hash of the DAG id and run id plus the try number, as Airflow templates the
 operator renders per try (``K8S_RUN_SUFFIX``): unique per run and per try, a valid DNS label, deterministic.
@@ -69,6 +71,21 @@ RESTART_NEVER = {"type": "Never"}
 # exists): a 10 s base brings a lost stream driver back in seconds the first times, and still backs off a crash loop.
 RESTART_ALWAYS = {"type": "Always", "onFailureRetryInterval": 10, "onSubmissionFailureRetryInterval": 60}
 RESTART_POLICIES = {"Never": RESTART_NEVER, "Always": RESTART_ALWAYS}  # conf/workloads.yaml's restart_policy
+
+PROMETHEUS_SERVLET = "spark.metrics.conf.*.sink.prometheusServlet"
+
+
+def metrics_annotations(conf: Mapping[str, str]) -> dict[str, str]:
+    """The driver pod's ``prometheus.io/*`` annotations where ``conf`` serves the driver's metrics through the
+    PrometheusServlet (on the UI's port), else none."""
+    if conf.get(f"{PROMETHEUS_SERVLET}.class") != "org.apache.spark.metrics.sink.PrometheusServlet":
+        return {}
+    if conf.get("spark.ui.enabled", "true").lower() != "true":
+        raise ConfigError("spark.metrics.conf.*.sink.prometheusServlet is served by the Spark UI, which "
+                          "spark.ui.enabled turns off: turn the UI on or remove the servlet")
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": conf.get("spark.ui.port", "4040"),
+            "prometheus.io/path": conf.get(f"{PROMETHEUS_SERVLET}.path", "/metrics/prometheus")}
+
 
 @lru_cache(maxsize=1)
 def _template() -> jinja2.Template:
@@ -150,6 +167,7 @@ def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> 
     if workload.long_running:  # optional: a stream on files, or on Kafka without SASL, needs none of them
         driver_env_from += [{"secretRef": {"name": name, "optional": True}}
                             for name in launcher["streaming_app"]["secret_env"]]
+    conf = _workload_conf(job, profile)
     context = {
         "name": application_name(job, profile),
         "labels": labels,
@@ -157,7 +175,8 @@ def render_application(job: Job, profile: Profile, args: Sequence[str] = ()) -> 
         "resources": profile.resources,
         "main_application_file": f"local://{launcher['application_dir'].rstrip('/')}/{job.application.name}",
         "arguments": ["--profile", profile.name, *args],
-        "spark_conf": _workload_conf(job, profile),
+        "spark_conf": conf,
+        "driver_annotations": metrics_annotations(conf),
         "restart_policy": RESTART_POLICIES[workload.restart_policy],
         "dynamic_allocation": profile.resources["dynamic_allocation"] if workload.dynamic_allocation else None,
         "instances": None if workload.dynamic_allocation else launcher["static_executors"][job.workload],

@@ -13,7 +13,9 @@ tributary-env. No model existed yet, so it waited for the champion the DAG run t
 3. Once the checkpoint has committed every landed file, a local Spark application (tests/cluster/stream_check.py)
    reads bronze, stream_predictions and quarantine over s3a: every valid landed transaction is in bronze and in
    stream_predictions exactly once, every rejected line in quarantine exactly once. The generator is the oracle.
-Last, the summary `make cluster-run` writes is read back on the cluster, with the stream's rows in it.
+Last, the summary `make cluster-run` writes is read back on the cluster, with the stream's rows in it, and the
+running driver's Prometheus metrics are read where its prometheus.io annotations point: every metric the Grafana
+dashboard charts for the stream is there.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -35,6 +38,7 @@ from tributary.config import REPO_ROOT, load_profile
 from tests.cluster.live import JOBS_NS, Live, driver_api
 from cluster_platform import error_lines  # noqa: E402  (scripts/, on sys.path through tests.cluster.live)
 from tests.cluster.pipeline_run import SESSION, TTL_S, PipelineRun, cluster_run
+from tests.grafana import exposed, load, metric_names, parse, queries
 
 APP = "tributary-stream"
 DRIVER = f"{APP}-driver"
@@ -99,11 +103,28 @@ class StreamFaults:
     attempts_after: int = 0
     state_after: str = ""
     check: dict[str, Any] = field(default_factory=dict)
+    driver_annotations: dict[str, str] = field(default_factory=dict)  # the driver pod's, after the kills
+    metrics: str = ""  # what the driver served where those annotations point (or why it could not be read)
 
 
 def _driver(platform: Live) -> dict[str, Any] | None:
     pod = platform.kubectl("get", "pod", DRIVER, "-n", JOBS_NS, "-o", "json", "--ignore-not-found").stdout
     return json.loads(pod) if pod.strip() else None
+
+
+def _scrape(driver: dict[str, Any] | None) -> tuple[dict[str, str], str]:
+    """The driver pod's annotations, and the text its ``prometheus.io/port`` and ``path`` serve, as Prometheus's
+    kubernetes-pods job would scrape them (the host routes to pod IPs); an error's text when it cannot be read."""
+    if not driver:
+        return {}, "no driver pod"
+    annotations = driver["metadata"].get("annotations") or {}
+    url = (f"http://{driver['status'].get('podIP')}:{annotations.get('prometheus.io/port', '?')}"
+           f"{annotations.get('prometheus.io/path', '/?')}")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            return annotations, reply.read().decode()
+    except (OSError, ValueError) as exc:
+        return annotations, f"{url}: {exc}"
 
 
 def _running_batches(ip: str) -> tuple[list[int], list[str]]:
@@ -207,6 +228,7 @@ def stream_faults(pipeline: PipelineRun, platform: Live) -> StreamFaults:
     faults.all_committed_s = round(time.monotonic() - t0, 1)
     faults.state_after, status = platform.app_state(APP)
     faults.attempts_after = status.get("submissionAttempts", 0)
+    faults.driver_annotations, faults.metrics = _scrape(_driver(platform))
     groups = platform.report.setdefault("stream_faults", {})
     groups.update({"seed": seed, "groups": len(faults.groups), "kills": faults.kills,
                    "first_batch_s": faults.first_batch_s, "all_committed_after_last_kill_s": faults.all_committed_s,
@@ -305,3 +327,13 @@ def test_the_summary_read_back_on_the_cluster_reconciles(stream_faults: StreamFa
     assert summary["predictions_rows"] >= summary["rows_ingested"]
     assert summary["stream_rows"] >= stream_faults.check["stream_predictions"]["expected"]
     assert summary["bronze_rows"] >= summary["rows_ingested"] + summary["stream_rows"]
+
+
+def test_the_stream_driver_serves_the_dashboards_metrics_where_its_annotations_point(stream_faults: StreamFaults):
+    """The restarted driver, scraped as its prometheus.io annotations say, serves every metric the Grafana
+    dashboard's stream panels query (the query's rates and batch duration, the driver's task counters)."""
+    assert stream_faults.driver_annotations.get("prometheus.io/scrape") == "true", stream_faults.driver_annotations
+    served = exposed(stream_faults.metrics)  # an error text here parses to nothing useful and fails below
+    charted = {name for _, expr in queries(load()) if "tributary-stream" in expr for name in metric_names(parse(expr))}
+    assert charted and charted <= served, (sorted(charted - served), stream_faults.metrics[:2000])
+

@@ -64,7 +64,7 @@ def test_every_values_key_is_in_the_schema_and_documented_identically():
         for key, value in node.items():
             path = f"{prefix}.{key}" if prefix else key
             yield path
-            if isinstance(value, dict) and path not in PASSTHROUGH and not path.endswith(("systemNodeSelector", ".nodeSelector")) \
+            if isinstance(value, dict) and path not in PASSTHROUGH and not path.endswith(("systemNodeSelector", ".nodeSelector", ".labels")) \
                     and not path.startswith("cloud.serviceAccountAnnotations."):  # fmt: skip
                 yield from keys(value, path)
 
@@ -201,6 +201,20 @@ def test_nothing_in_the_chart_holds_a_secret(rendered):
     for profile in PROFILES:
         docs = load_docs(rendered / profile / "chart.yaml")
         assert not [d for d in docs if d["kind"] == "Secret"], profile
+
+
+def test_the_grafana_dashboard_ships_verbatim_for_the_sidecar_when_asked(staged_chart, rendered):
+    for profile in PROFILES:  # off by default
+        assert "tributary-grafana-dashboard" not in (rendered / profile / "chart.yaml").read_text(), profile
+    proc = helm_template(staged_chart, "eks", "--set", "metrics.grafanaDashboard.enabled=true",
+                         "--set", "metrics.grafanaDashboard.labels.team=data")
+    assert proc.returncode == 0, proc.stderr
+    (config_map,) = [d for d in yaml.safe_load_all(proc.stdout)
+                     if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "tributary-grafana-dashboard"]
+    assert config_map["metadata"]["namespace"] == "tributary"
+    assert {"grafana_dashboard": "1", "team": "data"}.items() <= config_map["metadata"]["labels"].items()
+    shipped = json.loads(config_map["data"]["tributary-pipeline.json"])
+    assert shipped == json.loads((REPO_ROOT / "helm/tributary/dashboards/tributary-pipeline.json").read_text())
 
 
 def test_what_must_not_render(staged_chart):

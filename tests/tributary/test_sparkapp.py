@@ -18,7 +18,7 @@ from tributary.config import ConfigError, load_profile
 from tributary.registry import get_job, load_jobs
 from tributary.spark_conf import spark_conf
 from tests.k8s.conftest import PROFILES, REPO_ROOT
-from tributary.sparkapp import K8S_RUN_SUFFIX, render_application
+from tributary.sparkapp import K8S_RUN_SUFFIX, metrics_annotations, render_application
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -137,6 +137,28 @@ def _render_name(template: str, dag_id: str, run_id: str, try_number: int) -> st
 
     ti = SimpleNamespace(dag_id=dag_id, try_number=try_number)
     return jinja2.Environment().from_string(template).render(ti=ti, run_id=run_id, macros=macros)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("job", ["features", "score", "stream"])
+def test_every_driver_serves_prometheus_metrics_where_its_annotations_point(profile, job):
+    spec = app(job, profile)["spec"]
+    conf = spec["sparkConf"]
+    annotations = spec["driver"]["template"]["metadata"]["annotations"]
+    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "4040",
+                           "prometheus.io/path": "/metrics/prometheus"}
+    assert conf["spark.metrics.conf.*.sink.prometheusServlet.path"] == annotations["prometheus.io/path"]
+    assert conf["spark.ui.prometheus.enabled"] == "true"  # executors' metrics at /metrics/executors/prometheus
+    assert conf["spark.metrics.namespace"] == "tributary"  # names the dashboard can query across applications
+    assert "annotations" not in spec["executor"]["template"]["metadata"]  # executors are scraped via the driver
+
+
+def test_no_servlet_no_annotations_and_a_servlet_without_its_ui_is_refused():
+    servlet = {"spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet"}
+    assert metrics_annotations({}) == {}
+    assert metrics_annotations({**servlet, "spark.ui.port": "4041"})["prometheus.io/port"] == "4041"
+    with pytest.raises(ConfigError, match="spark.ui.enabled"):
+        metrics_annotations({**servlet, "spark.ui.enabled": "false"})
 
 
 def test_a_local_clusters_time_to_live_can_be_shortened_from_the_environment(monkeypatch):

@@ -1,0 +1,57 @@
+"""The pipeline's Grafana dashboard (helm/tributary/dashboards/tributary-pipeline.json) as the tests read it: its
+queries with Grafana's variables replaced the way Grafana does before a query reaches Prometheus, parsed by a real
+PromQL parser, and the metric names they select; and the names in a Prometheus text exposition, read with
+Prometheus's own parser. tests/helm/test_dashboard.py checks them against a local driver, tests/cluster against the
+live stream's."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import promql_parser
+from prometheus_client.parser import text_string_to_metric_families
+
+from tributary.config import REPO_ROOT
+
+DASHBOARD = REPO_ROOT / "helm" / "tributary" / "dashboards" / "tributary-pipeline.json"
+# What Grafana puts in place of its variables before the query reaches Prometheus.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$namespace": "tributary-jobs", "$job": "ingest|features"}
+
+
+def load() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+def queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            yield panel["title"], target["expr"]
+
+
+def parse(expr: str):
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    return promql_parser.parse(expr)
+
+
+def metric_names(node) -> set[str]:
+    """The metric names a parsed PromQL expression selects."""
+    if isinstance(node, promql_parser.VectorSelector):
+        return {node.name}
+    if isinstance(node, promql_parser.MatrixSelector):
+        return metric_names(node.vector_selector)
+    if isinstance(node, promql_parser.BinaryExpr):
+        return metric_names(node.lhs) | metric_names(node.rhs)
+    if isinstance(node, promql_parser.Call):
+        return set().union(*(metric_names(arg) for arg in node.args))
+    if isinstance(node, (promql_parser.AggregateExpr, promql_parser.ParenExpr, promql_parser.UnaryExpr,
+                         promql_parser.SubqueryExpr)):
+        return metric_names(node.expr)
+    return set()  # literals
+
+
+def exposed(text: str) -> set[str]:
+    """The sample names of a Prometheus text exposition (what a scrape of it stores)."""
+    return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
+
