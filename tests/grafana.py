@@ -16,17 +16,28 @@ from tributary.config import REPO_ROOT
 
 DASHBOARD = REPO_ROOT / "helm" / "tributary" / "dashboards" / "tributary-pipeline.json"
 # What Grafana puts in place of its variables before the query reaches Prometheus.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$namespace": "tributary-jobs", "$job": "ingest|features"}
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "6h", "$namespace": "tributary-jobs",
+                     "$platform": "tributary", "$job": "ingest|features"}
+# Where a query's metrics come from, by the namespace variable it is scoped to: the Spark drivers in the jobs
+# namespace, Airflow (statsd_exporter) and MLflow in the platform's.
+SPARK, PLATFORM = 'namespace=~"$namespace"', 'namespace=~"$platform"'
 
 
 def load() -> dict[str, Any]:
     return json.loads(DASHBOARD.read_text())
 
 
-def queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+def queries(dashboard: dict[str, Any], scope: str = "") -> Iterator[tuple[str, str]]:
+    """(panel title, PromQL) of every query, or of those scoped by ``scope`` (SPARK or PLATFORM)."""
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
-            yield panel["title"], target["expr"]
+            if scope in target["expr"]:
+                yield panel["title"], target["expr"]
+
+
+def charted(scope: str = "") -> dict[str, str]:
+    """Each metric name the dashboard's queries (those scoped by ``scope``) select -> a panel that charts it."""
+    return {name: title for title, expr in queries(load(), scope) for name in metric_names(parse(expr))}
 
 
 def parse(expr: str):
@@ -54,4 +65,10 @@ def metric_names(node) -> set[str]:
 def exposed(text: str) -> set[str]:
     """The sample names of a Prometheus text exposition (what a scrape of it stores)."""
     return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of a Prometheus text exposition: (name, labels, value)."""
+    return [(sample.name, sample.labels, sample.value)
+            for family in text_string_to_metric_families(text) for sample in family.samples]
 

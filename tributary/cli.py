@@ -234,8 +234,9 @@ def up(db: Annotated[Database, typer.Option(help="the metadata DB: postgres (its
        check: Annotated[bool, typer.Option("--check", help="exit once the UIs answer")] = False) -> None:
     """Start the Airflow and MLflow UIs and a Spark cluster on this machine, as make up does.
 
-    Airflow's UI on :8080 and MLflow's on :5000, with make up's prerequisites (the PostgreSQL binaries, the Airflow
-    DB); it prints the login and stays up until Ctrl-C, which stops everything it started."""
+    Airflow's UI on :8080, MLflow's on :5000, the Spark History Server on :18080 and Prometheus metrics on :9102,
+    with make up's prerequisites (the PostgreSQL binaries, the Airflow DB, statsd_exporter); it prints the login and
+    stays up until Ctrl-C, which stops everything it started."""
     cmd = ["make", "--no-print-directory", "-C", str(REPO_ROOT), "up", f"DB={db.value}", f"ROWS={rows}"]
     if check:
         cmd.append("UP_ARGS=--check")

@@ -38,7 +38,7 @@ from tributary.config import REPO_ROOT, load_profile
 from tests.cluster.live import JOBS_NS, Live, driver_api
 from cluster_platform import error_lines  # noqa: E402  (scripts/, on sys.path through tests.cluster.live)
 from tests.cluster.pipeline_run import SESSION, TTL_S, PipelineRun, cluster_run
-from tests.grafana import exposed, load, metric_names, parse, queries
+from tests.grafana import charted, exposed
 
 APP = "tributary-stream"
 DRIVER = f"{APP}-driver"
@@ -334,6 +334,6 @@ def test_the_stream_driver_serves_the_dashboards_metrics_where_its_annotations_p
     dashboard's stream panels query (the query's rates and batch duration, the driver's task counters)."""
     assert stream_faults.driver_annotations.get("prometheus.io/scrape") == "true", stream_faults.driver_annotations
     served = exposed(stream_faults.metrics)  # an error text here parses to nothing useful and fails below
-    charted = {name for _, expr in queries(load()) if "tributary-stream" in expr for name in metric_names(parse(expr))}
-    assert charted and charted <= served, (sorted(charted - served), stream_faults.metrics[:2000])
+    stream = set(charted("tributary-stream"))  # the queries scoped to the stream's driver pod
+    assert stream and stream <= served, (sorted(stream - served), stream_faults.metrics[:2000])
 

@@ -3,7 +3,8 @@ MLflow server and Airflow's four components, on ports of their own, stopped by p
 failure); and one headless Chromium, logged in to that Airflow as a person is, with the credentials `make up` prints.
 
 test_airflow_postgres.py triggers its run from the browser's trigger form and restarts PostgreSQL under it;
-test_ui.py goes on in the same browser: the form as it opens, a failing task, the grid, MLflow's UI."""
+test_ui.py goes on in the same browser: the form as it opens, a failing task, the grid, MLflow's UI; test_metrics.py
+reads Airflow's and MLflow's metrics after the run."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def up():
     home = base / "home"
     home.mkdir()
     ports = up_script.Ports(airflow=18380, mlflow=15380, postgres=15433, spark=17277, spark_web=18290,
-                            spark_history=18480)
+                            spark_history=18480, metrics=19402, statsd=19425)
     # Only the runs the tests trigger: unpausing @daily fraud_pipeline must not also start the latest interval's.
     extra = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
     try:
