@@ -11,8 +11,8 @@ PROFILE ?=
 # tests/k8s and tests/helm run the pinned tools; `make test` installs them first.
 TEST_PREREQS += k8s-tools
 
-k8s-tools: ## install helm, the spark-operator module, kubernetes-validate, hadolint, checkov (pinned, into .tools/)
-	@scripts/setup_tools.sh lint-venv helm spark-operator
+k8s-tools: ## install helm, the spark- and prometheus-operator modules, kubernetes-validate, hadolint, checkov
+	@scripts/setup_tools.sh lint-venv helm spark-operator prometheus-operator
 
 render: setup k8s-tools ## write build/rendered/<PROFILE>/ (kind|minikube|eks|gke; default all): chart + SparkApplications
 	$(RUN) python scripts/render_k8s.py $(if $(PROFILE),--profile $(PROFILE))

@@ -18,8 +18,8 @@ It also refreshes ``docs/specs/<profile>/<job>.yaml`` for kind and eks, each job
 documentation (the README's job table links them), from the same rendering (tests/helm fails when one is stale).
 The chart holds no SparkApplication: the stream's is the fraud_stream task's (ADR 0006).
 
-Tools come from ``make k8s-tools``: helm in .tools/bin, the spark-operator module recorded in
-.tools/spark-operator.json.
+Tools come from ``make k8s-tools``: helm in .tools/bin, the spark-operator and prometheus-operator modules recorded
+in .tools/<module>.json.
 
 Usage::
 
@@ -50,7 +50,6 @@ DOCUMENTED_PROFILES = ("kind", "eks")  # a local cluster and a cloud one: docs/s
 SPECS_DIR = REPO_ROOT / "docs" / "specs"
 TOOLS = REPO_ROOT / ".tools"
 HELM = TOOLS / "bin" / "helm"
-SPARK_OPERATOR_RECORD = TOOLS / "spark-operator.json"
 DEFAULT_OUT = REPO_ROOT / "build" / "rendered"
 STAGE_DIR = REPO_ROOT / "build" / "chart"
 RELEASE, NAMESPACE = "tributary", "tributary"
@@ -87,16 +86,29 @@ def helm_bin() -> Path:
     return HELM
 
 
+def _module_dir(name: str, pin: str, inside: str) -> Path:
+    """The directory of a pinned Go module scripts/setup_tools.sh downloaded (recorded in .tools/<name>.json)."""
+    want = f"v{versions()[pin]}"
+    record_file = TOOLS / f"{name}.json"
+    if not record_file.is_file():
+        raise ToolMissing(f"the {name} module is not downloaded; {MISSING_TOOLS}")
+    record = json.loads(record_file.read_text())
+    path = Path(record["Dir"])
+    if record.get("Version") != want or not (path / inside).is_dir():
+        raise ToolMissing(f"the {name} module {want} is not in the Go module cache; {MISSING_TOOLS}")
+    return path
+
+
 def spark_operator_dir() -> Path:
     """The pinned spark-operator Go module's directory (CRDs and chart)."""
-    want = f"v{versions()['SPARK_OPERATOR_VERSION']}"
-    if not SPARK_OPERATOR_RECORD.is_file():
-        raise ToolMissing(f"the spark-operator module is not downloaded; {MISSING_TOOLS}")
-    record = json.loads(SPARK_OPERATOR_RECORD.read_text())
-    path = Path(record["Dir"])
-    if record.get("Version") != want or not (path / "charts").is_dir():
-        raise ToolMissing(f"the spark-operator module {want} is not in the Go module cache; {MISSING_TOOLS}")
-    return path
+    return _module_dir("spark-operator", "SPARK_OPERATOR_VERSION", "charts")
+
+
+def podmonitor_crd() -> dict[str, Any]:
+    """The upstream PodMonitor CRD (monitoring.coreos.com) from the pinned prometheus-operator module."""
+    crds = _module_dir("prometheus-operator", "PROMETHEUS_OPERATOR_VERSION", "example/prometheus-operator-crd")
+    return yaml.safe_load((crds / "example" / "prometheus-operator-crd" /
+                           "monitoring.coreos.com_podmonitors.yaml").read_text())
 
 
 def sparkapplication_crd() -> dict[str, Any]:

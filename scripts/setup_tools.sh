@@ -13,7 +13,8 @@
 # cheap after the first run. Needs uv (pip install uv==0.13.9) and Go; both are on a
 # fresh machine. Registries used: PyPI and the Go module proxy.
 #
-# Usage: scripts/setup_tools.sh [TOOL...]     TOOL: lint-venv, tofu, helm, spark-operator, statsd-exporter
+# Usage: scripts/setup_tools.sh [TOOL...]     TOOL: lint-venv, tofu, helm, spark-operator, prometheus-operator,
+#                                                   statsd-exporter
 #                                             (default: all)
 #
 # To add a Python tool, add it to tools/requirements-lint.in and re-lock (see that
@@ -35,7 +36,7 @@ STATSD_EXPORTER_VERSION=0.31.0
 # shellcheck source=../k8s/versions.env
 . "$ROOT/k8s/versions.env"
 
-ALL=(lint-venv tofu helm spark-operator statsd-exporter)
+ALL=(lint-venv tofu helm spark-operator prometheus-operator statsd-exporter)
 
 log() { echo "setup_tools: $*" >&2; }
 
@@ -127,21 +128,32 @@ install_statsd_exporter() {
     log "statsd_exporter: $("$bin" --version 2>&1 | head -1) in $TOOLS_BIN"
 }
 
-# The pinned spark-operator Go module: its CRDs (strict SparkApplication validation) and its chart
-# (a dependency of helm/tributary, copied into the chart by scripts/render_k8s.py). The module's
-# directory is recorded in .tools/spark-operator.json for the tests and the renderer.
-install_spark_operator() {
+# A pinned Go module downloaded into the Go module cache (not built): the directory is recorded in
+# .tools/<name>.json for the tests and the renderer. go_module NAME MODULE VERSION SUBDIR (SUBDIR must be there).
+go_module() {
     need go "install Go (https://go.dev/doc/install)"
-    local record="$ROOT/.tools/spark-operator.json" mod="$SPARK_OPERATOR_MODULE@v$SPARK_OPERATOR_VERSION"
-    if [ -f "$record" ] && grep -q "\"Version\": \"v$SPARK_OPERATOR_VERSION\"" "$record" &&
-        [ -d "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$record")/charts" ]; then
-        log "spark-operator: $mod already in the Go module cache"
+    local name=$1 mod="$2@v$3" subdir=$4 record="$ROOT/.tools/$1.json"
+    if [ -f "$record" ] && grep -q "\"Version\": \"v$3\"" "$record" &&
+        [ -d "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["Dir"])' "$record")/$subdir" ]; then
+        log "$name: $mod already in the Go module cache"
         return
     fi
     mkdir -p "$ROOT/.tools"
     (cd "$ROOT/.tools" && k8s_go mod download -json "$mod") >"$record.tmp"
     mv "$record.tmp" "$record"
-    log "spark-operator: $mod downloaded into the Go module cache"
+    log "$name: $mod downloaded into the Go module cache"
+}
+
+# The pinned spark-operator Go module: its CRDs (strict SparkApplication validation) and its chart
+# (a dependency of helm/tributary, copied into the chart by scripts/render_k8s.py).
+install_spark_operator() {
+    go_module spark-operator "$SPARK_OPERATOR_MODULE" "$SPARK_OPERATOR_VERSION" charts
+}
+
+# The pinned prometheus-operator Go module: its PodMonitor CRD (strict validation of metrics.podMonitor).
+install_prometheus_operator() {
+    go_module prometheus-operator "$PROMETHEUS_OPERATOR_MODULE" "$PROMETHEUS_OPERATOR_VERSION" \
+        example/prometheus-operator-crd
 }
 
 main() {
@@ -153,6 +165,7 @@ main() {
         tofu) install_tofu ;;
         helm) install_helm ;;
         spark-operator) install_spark_operator ;;
+        prometheus-operator) install_prometheus_operator ;;
         statsd-exporter) install_statsd_exporter ;;
         *) log "error: unknown tool '$t' (known: ${ALL[*]})"; exit 2 ;;
         esac

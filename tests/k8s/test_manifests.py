@@ -3,6 +3,7 @@
 - Built-in objects: strict Kubernetes JSON schemas at the profiles' Kubernetes version (kubernetes-validate).
 - SparkApplications: the upstream CRD of the pinned spark-operator Go module, made strict (unknown fields fail);
   their driver and executor pod templates, which the CRD leaves open, as strict PodTemplates.
+- The PodMonitor of metrics.podMonitor: the upstream CRD of the pinned prometheus-operator Go module, made strict.
 - checkov over the rendered manifests and the Dockerfile; hadolint over the Dockerfile.
 - The platform's own pods run as non-root with requests and limits.
 - The same for the Kafka variants the defaults do not render: the stream on the in-cluster broker on kind, and on
@@ -80,6 +81,32 @@ def test_the_crd_check_rejects_unknown_and_mistyped_fields(rendered, sparkapplic
     wrong = copy.deepcopy(doc)
     wrong["spec"]["restartPolicy"] = {"type": "Sometimes"}
     assert any("Sometimes" in e for e in errors(sparkapplication_validator, wrong))
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_pod_monitor_validates_strictly_and_scrapes_every_driver_on_both_paths(staged_chart, rendered, profile):
+    assert "PodMonitor" not in (rendered / profile / "chart.yaml").read_text()  # off by default
+    proc = helm_template(staged_chart, profile, "--set", "metrics.podMonitor.enabled=true",
+                         "--set", "metrics.podMonitor.labels.release=prometheus")
+    assert proc.returncode == 0, proc.stderr
+    (monitor,) = [d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "PodMonitor"]
+    crd = render_k8s.podmonitor_crd()
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    validator = jsonschema.Draft7Validator(strict(version["schema"]["openAPIV3Schema"]))
+    assert errors(validator, monitor) == []
+    broken = copy.deepcopy(monitor)
+    broken["spec"]["podMetricsEndpoints"][0]["portt"] = "spark-ui"
+    assert any("portt" in e for e in errors(validator, broken))
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    # It selects every driver the renderer makes (and only drivers), in their namespace, on the port Spark names.
+    app_doc = yaml.safe_load(sorted((rendered / profile / "sparkapplications").glob("*.yaml"))[0].read_text())
+    driver_labels = {**app_doc["spec"]["driver"]["template"]["metadata"]["labels"], "spark-role": "driver"}
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= driver_labels.items()
+    assert monitor["metadata"]["namespace"] == app_doc["metadata"]["namespace"]
+    endpoints = monitor["spec"]["podMetricsEndpoints"]
+    assert {(e["port"], e["path"]) for e in endpoints} == {
+        ("spark-ui", app_doc["spec"]["driver"]["template"]["metadata"]["annotations"]["prometheus.io/path"]),
+        ("spark-ui", "/metrics/executors/prometheus")}
 
 
 def _kubernetes_validate(paths: list[Path]) -> tuple[int, str]:
