@@ -62,13 +62,19 @@ def metric_names(node) -> set[str]:
     return set()  # literals
 
 
-def exposed(text: str) -> set[str]:
-    """The sample names of a Prometheus text exposition (what a scrape of it stores)."""
-    return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
-
-
 def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """Every sample of a Prometheus text exposition: (name, labels, value)."""
-    return [(sample.name, sample.labels, sample.value)
-            for family in text_string_to_metric_families(text) for sample in family.samples]
+    """Every sample of a Prometheus text exposition as Prometheus stores it: (name, labels, value). Each sample line
+    is parsed on its own, untyped, so that prometheus_client's parser keeps its name: under a ``# TYPE ... counter``
+    line it renames the samples to end in ``_total``, which Prometheus does not (statsd_exporter's
+    ``airflow_ti_finish`` is stored as that)."""
+    found = []
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            found += [(sample.name, sample.labels, sample.value)
+                      for family in text_string_to_metric_families(line + "\n") for sample in family.samples]
+    return found
 
+
+def exposed(text: str) -> set[str]:
+    """The metric names of a Prometheus text exposition, as a scrape of it stores them."""
+    return {name for name, _, _ in samples(text)}
