@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install Debian's Chromium for the browser tests (tests/ui; idempotent; root; Debian/Ubuntu). Playwright (uv.lock,
-# the dev group) drives it: Playwright cannot download its own browser here, so tests/ui point it at this binary
+# Install Debian's Chromium for the browser tests (tests/browser.py; idempotent; root; Debian/Ubuntu). Playwright
+# (uv.lock, the dev group) drives it: it cannot download its own browser here, so the tests point it at this binary
 # (TRIBUTARY_CHROMIUM overrides the path). Prints the version. Usage: scripts/browser.sh
 set -euo pipefail
 PACKAGES=(chromium fonts-dejavu-core)

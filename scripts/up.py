@@ -225,19 +225,23 @@ STATSD_EXPORTER = REPO_ROOT / ".tools" / "bin" / "statsd_exporter"
 STATSD_MAPPING = REPO_ROOT / "conf" / "metrics" / "statsd-mapping.yaml"
 
 
-def start_metrics_exporter(supervisor: Supervisor, ports: Ports) -> tuple[str, dict[str, str]]:
+def statsd_env(ports: Ports) -> dict[str, str]:
+    """The Airflow settings that send every metric to the exporter's StatsD port, with their tags as labels
+    (InfluxDB-style tags, which the exporter parses; the legacy dotted names off)."""
+    return {"AIRFLOW__METRICS__STATSD_ON": "True", "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(ports.statsd), "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+            "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True", "AIRFLOW__METRICS__LEGACY_NAMES_ON": "False"}
+
+
+def start_metrics_exporter(supervisor: Supervisor, ports: Ports) -> str:
     """Start statsd_exporter (StatsD on UDP 127.0.0.1:``ports.statsd``, Prometheus's text at
-    127.0.0.1:``ports.metrics``/metrics); returns its URL and the Airflow settings that send it every metric, with
-    their tags as labels (InfluxDB-style tags, which the exporter parses; the legacy dotted names off)."""
+    127.0.0.1:``ports.metrics``/metrics); returns its URL."""
     if not os.access(STATSD_EXPORTER, os.X_OK):
         raise SystemExit(f"error: {STATSD_EXPORTER.relative_to(REPO_ROOT)} is missing: run `make metrics-tools`")
     supervisor.start("statsd-exporter", [str(STATSD_EXPORTER), f"--statsd.listen-udp=127.0.0.1:{ports.statsd}",
                                          "--statsd.listen-tcp=", f"--web.listen-address=127.0.0.1:{ports.metrics}",
                                          f"--statsd.mapping-config={STATSD_MAPPING}"])
-    airflow = {"AIRFLOW__METRICS__STATSD_ON": "True", "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-               "AIRFLOW__METRICS__STATSD_PORT": str(ports.statsd), "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
-               "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True", "AIRFLOW__METRICS__LEGACY_NAMES_ON": "False"}
-    return f"http://127.0.0.1:{ports.metrics}", airflow
+    return f"http://127.0.0.1:{ports.metrics}"
 
 
 def land_sample(env: dict[str, str], profile: str, rows: int, landing: Path) -> None:
@@ -293,15 +297,15 @@ def services(home: Path, db: str = "postgres", ports: Ports | None = None, rows:
             env.update({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url("airflow"),
                         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                         "AIRFLOW__CORE__PARALLELISM": "4"})
-        supervisor = Supervisor(run_dir, logs, env)
-        stack.callback(supervisor.stop)
-        metrics_url, metrics_env = start_metrics_exporter(supervisor, ports)
-        env.update(metrics_env)
+        env.update(statsd_env(ports))
         env.update(extra_env or {})
         artifacts = Path(profile.mlflow["artifact_root"])
         artifacts.mkdir(parents=True, exist_ok=True)
         backend = backend or profile.mlflow["tracking_uri"]
 
+        supervisor = Supervisor(run_dir, logs, env)
+        stack.callback(supervisor.stop)
+        metrics_url = start_metrics_exporter(supervisor, ports)
         timer.lap("prepare")
         # MLflow's Prometheus metrics: the exporter's per-process files, emptied at each start as prometheus_client
         # asks of a multiprocess directory.
