@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from spark_jobs import io
+from spark_jobs import io, lineage
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
 from spark_jobs.interval import add_interval_args, interval_from_args
 from spark_jobs.session import build_session
@@ -47,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         mode = "interval"
         io.merge_table(spark, features_for_interval(bronze, interval), catalog, target, update_existing=True)
     features_version = io.table_version(spark, catalog, target)
+    lineage.emit(spark, "features", [lineage.table(catalog, source, bronze_version)],
+                 [lineage.table(catalog, target, features_version, output=True)])
     result = {
         "profile": profile.name,
         "mode": mode,

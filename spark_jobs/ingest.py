@@ -58,12 +58,14 @@ def _existing(spark: "SparkSession", catalog: "Catalog", name: str, key: str) ->
 
 def run_ingest(spark: "SparkSession", catalog: "Catalog", batch_id: str | None, as_of: datetime) -> dict[str, Any]:
     """Read the landing zone, plan, reconcile, then MERGE bronze and quarantine and append the audit row."""
+    from spark_jobs import lineage
     from spark_jobs.io import append_table, merge_table, read_landing_lines, table_version
 
     lines = read_landing_lines(spark, catalog, LANDING, batch_id or None)
     bronze_ids, bronze_version = _existing(spark, catalog, BRONZE, "transaction_id")
     quarantine_ids, quarantine_version = _existing(spark, catalog, QUARANTINE, "quarantine_id")
     valid, quarantine = (df.persist() for df in validate_lines(lines, as_of))  # parsed once, used by every count
+    written = []  # lineage: the tables this run gave a new version
     try:
         plan = plan_ingest(valid, quarantine, bronze_ids)
         to_quarantine = new_quarantine(plan.quarantine, quarantine_ids)
@@ -73,15 +75,20 @@ def run_ingest(spark: "SparkSession", catalog: "Catalog", batch_id: str | None, 
         if counts["rows_ingested"] or bronze_version is None:  # nothing new: no empty commit, the version stays
             merge_table(spark, plan.new, catalog, BRONZE)
             bronze_version = table_version(spark, catalog, BRONZE)
+            written.append(lineage.table(catalog, BRONZE, bronze_version, output=True))
         if counts["rows_quarantined_new"] or quarantine_version is None:
             merge_table(spark, to_quarantine, catalog, QUARANTINE)
             quarantine_version = table_version(spark, catalog, QUARANTINE)
+            written.append(lineage.table(catalog, QUARANTINE, quarantine_version, output=True))
+        landed = [r["source_file"] for r in valid.select("source_file").union(quarantine.select("source_file"))
+                  .distinct().collect()]
     finally:
         valid.unpersist()
         quarantine.unpersist()
     result = {"batch_id": batch_id or None, "as_of": utc(as_of).isoformat(), **counts,
               "bronze_version": bronze_version, "quarantine_version": quarantine_version}
     append_table(audit_frame(spark, result, datetime.now(timezone.utc)), catalog, AUDIT)
+    lineage.emit(spark, "ingest", lineage.files(landed), [*written, lineage.table(catalog, AUDIT, None, output=True)])
     return result
 
 

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from pyspark.sql import DataFrame
 
-from spark_jobs import io
+from spark_jobs import io, lineage
 from spark_jobs.cli import emit_result, fail, job_parser, parse_job_args
 from spark_jobs.interval import Interval, add_interval_args, interval_from_args
 from spark_jobs.session import build_session
@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
              retry=False)
     if not io.table_exists(spark, catalog, predictions):
         interval = Interval()  # the first run scores everything
-    features = interval.select(io.read_table(spark, catalog, features_table))
+    features_version = io.table_version(spark, catalog, features_table)  # pinned: the lineage names what was read
+    features = interval.select(io.read_table(spark, catalog, features_table, version=features_version))
     streamed = io.read_table(spark, catalog, streamed_table) if io.table_exists(spark, catalog, streamed_table) else None
     features = not_stream_scored(features, streamed)
     scored = score_features(features, champion, profile.mlflow["tracking_uri"])
@@ -85,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "device": devices["device"],
         "executor_gpus": devices["executor_gpus"],
     }
+    lineage.emit(spark, "score", [lineage.table(catalog, features_table, features_version),
+                                  lineage.model(champion.name, champion.version)],
+                 [lineage.table(catalog, predictions, result["predictions_version"], output=True)])
     emit_result("score", result)
     return result
 

@@ -11,7 +11,7 @@ import os
 from typing import Mapping
 
 from tributary.config import Profile
-from tributary.spark_conf import local_event_log_dir, spark_conf
+from tributary.spark_conf import local_event_log_dir, local_lineage_file, spark_conf
 
 def submitted_conf_keys() -> set[str]:
     """The Spark settings ``spark-submit`` gave this driver (``--conf``, spark-defaults, a SparkApplication's
@@ -40,6 +40,8 @@ def build_session(profile: Profile, app_name: str, extra_conf: Mapping[str, str]
     os.environ.setdefault("PYSPARK_PYTHON", conf["spark.pyspark.python"])
     if (events := local_event_log_dir(conf)) is not None:
         events.mkdir(parents=True, exist_ok=True)
+    if (lineage := local_lineage_file(conf)) is not None:
+        lineage.parent.mkdir(parents=True, exist_ok=True)
     submitted = submitted_conf_keys() - set(extra_conf or {})
     builder = SparkSession.builder.appName(app_name)
     if "spark.master" not in submitted:

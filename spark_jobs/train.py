@@ -32,7 +32,7 @@ import argparse
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
-from spark_jobs import io
+from spark_jobs import io, lineage
 from spark_jobs.cli import emit_result, fail, job_parser, optional, parse_job_args
 from spark_jobs.interval import Interval, add_interval_args, interval_from_args, positive_days
 from spark_jobs.session import build_session
@@ -221,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result = train_and_register(collect_split(fit_rows), collect_split(holdout), config, **options)
     except ValueError as exc:
         fail(f"cannot train on {features} version {version}: {exc}", retry=False)
+    lineage.emit(spark, "train", [lineage.table(profile.catalog, features, version)],
+                 [lineage.model(result["model_name"], result["version"], output=True)])
     emit_result("train", result)
     return result
 

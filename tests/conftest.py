@@ -42,10 +42,12 @@ def _pinned_jars_env(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def spark(_pinned_jars_env):
     """The session-scoped local SparkSession (the same factory the jobs use), without the profile's event log: it
-    is the tests' scratch session, not a job, and one log of every test's jobs would only cost time."""
+    is the tests' scratch session, not a job, and one log of every test's jobs would only cost time. Nor
+    OpenLineage's listener, for the same reason (spark_jobs/lineage.py emits nothing without it)."""
     from spark_jobs.session import build_session
 
-    session = build_session(load_profile("local"), "tributary-tests", {"spark.eventLog.enabled": "false"})
+    session = build_session(load_profile("local"), "tributary-tests",
+                            {"spark.eventLog.enabled": "false", "spark.extraListeners": ""})
     session.sparkContext.setLogLevel("WARN")
     yield session
     session.stop()

@@ -164,6 +164,55 @@ def test_tributary_status_promote_and_rollback_on_the_run(pipeline_run, spark):
     assert int(held.version) == summary["champion_version"]  # neither refusal moved @champion
 
 
+def test_lineage_walks_a_prediction_back_to_its_landing_file(pipeline_run, spark):
+    """OpenLineage as the run's three emitters wrote it under var/lineage (Airflow's provider, Spark's listener, the
+    jobs' own version events): from a batch prediction to its model version, that version's training run, the
+    feature table version it trained on, the bronze version behind it and the file the transaction landed in; each
+    job's event hangs under its Airflow task's run, beside the Spark application the listener reported there."""
+    from pyspark.sql import functions as F
+
+    from spark_jobs import lineage_walk
+
+    home, summary = pipeline_run
+    profile = load_profile("local", env={**os.environ, "TRIBUTARY_HOME": str(home)})
+    catalog = profile.catalog
+    where = home / "var" / "lineage"
+    assert sorted(p.name for p in where.glob("*.jsonl")) == ["airflow.jsonl", "spark.jsonl"]
+    events = lineage_walk.read_events(where)
+    batch = spark.read.format("delta").load(catalog.uri("predictions")).orderBy("transaction_id").first()
+    done = tributary(home, "lineage", batch["transaction_id"], "--profile", "local", "--json")
+    assert done.returncode == 0, done.stderr[-4000:]
+    hops = [lineage_walk.Hop(**hop) for hop in json.loads(done.stdout)]
+    assert [hop.what for hop in hops] == ["prediction", "model_version", "training_run", "features_version",
+                                          "bronze_version", "landing_file"], hops
+    found = {hop.what: hop for hop in hops}
+    assert found["model_version"].value == f"{summary['model_name']}/{summary['champion_version']}"
+    assert found["training_run"].value == summary["champion_run_id"]
+    landed = Path(found["landing_file"].value.removeprefix("file:"))
+    assert landed.is_file() and landed.is_relative_to(home / "var" / "landing")
+    assert f'"{batch["transaction_id"]}"' in landed.read_text()  # the line it came in
+    bronze_then = spark.read.format("delta").option("versionAsOf", found["bronze_version"].value) \
+        .load(catalog.uri("bronze_transactions"))
+    assert bronze_then.where(F.col("transaction_id") == batch["transaction_id"]).count() == 1
+    # Every hop's event is a child of its Airflow task's run, whose COMPLETE event Airflow's provider wrote; the
+    # Spark listener's application ran under the same task run and wrote the same tables.
+    runs = {event["run"]["runId"]: event for event in events}
+    for hop in hops[3:]:
+        ours = runs[hop.run_id]
+        task_run = ours["run"]["facets"]["parent"]["run"]["runId"]
+        job = ours["job"]["name"].removeprefix("tributary.")
+        assert any(e["run"]["runId"] == task_run and e["eventType"] == "COMPLETE"
+                   and e["job"]["name"] == f"fraud_pipeline.{job}" for e in events), (job, task_run)
+        apps = {e["run"]["runId"] for e in events if e["job"]["name"] == f"tributary_{job}"
+                and e["run"]["facets"]["parent"]["run"]["runId"] == task_run}
+        assert len(apps) == 1, (job, apps)
+        written = {(d["namespace"], d["name"]) for e in events for d in e.get("outputs", [])
+                   if e["run"]["facets"].get("parent", {}).get("run", {}).get("runId") in apps}
+        assert {(d["namespace"], d["name"]) for d in ours["outputs"] if d["namespace"] != "mlflow"} <= written, job
+    unknown = tributary(home, "lineage", "no-such-transaction", "--profile", "local")
+    assert unknown.returncode == 2 and "no prediction for transaction no-such-transaction" in unknown.stderr
+
+
 @pytest.fixture(scope="module")
 def yarn(tmp_path_factory):
     """A ResourceManager and a NodeManager on loopback: room for an application master and two executors."""

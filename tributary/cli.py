@@ -6,12 +6,13 @@
     tributary promote [--version N]       gate @challenger by the policy, or move @champion to version N by hand
     tributary rollback                    move @champion back to the version it replaced
     tributary render --profile kind       the SparkApplications and Helm values of a Kubernetes profile
+    tributary lineage TRANSACTION_ID      a prediction's lineage: model version, training run, Delta versions, file
 
 Each command runs the same code as its make target or script (scripts/run_local.py, scripts/up.py,
 ``spark_jobs.promote``, scripts/render_k8s.py) in a child process; this module adds the progress display, the
 tables, and one way of failing: a wrong flag or a setting that cannot work exits 2 with what to fix, a step that
 fails exits with its own code and the end of its output. Nothing here imports Spark, PyTorch or MLflow: what needs
-them (``spark_jobs.status``, ``spark_jobs.promote``) runs in the child.
+them (``spark_jobs.status``, ``spark_jobs.promote``, ``spark_jobs.lineage_walk``) runs in the child.
 """
 
 from __future__ import annotations
@@ -418,6 +419,30 @@ def render(profile: Annotated[list[str], typer.Option(
         cmd += ["--profile", name]
     done = subprocess.run(cmd, cwd=REPO_ROOT)
     raise typer.Exit(done.returncode)
+
+
+@app.command()
+def lineage(transaction_id: Annotated[str, typer.Argument(metavar="TRANSACTION_ID",
+                                                          help="a scored transaction's transaction_id")],
+            profile: ProfileOption = None, as_json: JsonOption = False) -> None:
+    """Walk a prediction's lineage back to the file its transaction landed in.
+
+    From the prediction to its model version, that version's training run in MLflow, the feature table version it
+    trained on, the bronze version behind those features and the landed file, each hop read from its own store and
+    from the OpenLineage events of the run (var/lineage; docs/lineage.md)."""
+    chosen = profile_or_exit(profile)
+    done = child_or_exit([sys.executable, "-m", "spark_jobs.lineage_walk", "--profile", chosen.name,
+                          "--transaction-id", transaction_id], "the lineage walk")
+    hops = json.loads(done.stdout.strip().splitlines()[-1])
+    if as_json:
+        out.out(json.dumps(hops), highlight=False)
+        return
+    table = Table("hop", "found", "OpenLineage run", title=f"Lineage of transaction {transaction_id}")
+    for hop in hops:
+        value = hop["value"]
+        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+        table.add_row(hop["what"].replace("_", " "), shown, hop["run_id"] or "")
+    out.print(table)
 
 
 def main(argv: list[str] | None = None) -> Any:

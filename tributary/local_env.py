@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from tributary.config import REPO_ROOT, Profile
+from tributary.spark_conf import local_lineage_file
 
 
 def spark_home() -> str:
@@ -63,6 +64,7 @@ def airflow_env(profile: Profile, airflow_home: Path, base: dict[str, str] | Non
             "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",  # spark-submit from the project env
         }
     )
+    env.update(openlineage_env(profile))
     conn_id = profile.launcher.get("spark_conn_id")
     if conn_id:
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(spark_connection(profile))
@@ -70,6 +72,22 @@ def airflow_env(profile: Profile, airflow_home: Path, base: dict[str, str] | Non
     if k8s_conn_id and kubeconfig is not None:
         env[f"AIRFLOW_CONN_{k8s_conn_id.upper()}"] = json.dumps(kubernetes_connection(profile, kubeconfig))
     return env
+
+
+def openlineage_env(profile: Profile) -> dict[str, str]:
+    """Airflow's OpenLineage provider, where the profile writes lineage to a file here (``spark.openlineage.*``):
+    every task's events to ``airflow.jsonl`` beside Spark's, in the same namespace, and each spark-submit handed its
+    task's run as the Spark application's parent. Nothing otherwise (the provider stays off without a transport)."""
+    spark_file = local_lineage_file(profile.spark["conf"])
+    if spark_file is None:
+        return {}
+    spark_file.parent.mkdir(parents=True, exist_ok=True)
+    transport = {"type": "file", "log_file_path": str(spark_file.parent / "airflow.jsonl"), "append": True}
+    return {
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": profile.spark["conf"].get("spark.openlineage.namespace", "default"),
+        "AIRFLOW__OPENLINEAGE__SPARK_INJECT_PARENT_JOB_INFO": "True",
+    }
 
 
 def task_seconds(airflow_db: Path, dag_id: str = "fraud_pipeline") -> dict[str, float]:

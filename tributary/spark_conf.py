@@ -77,3 +77,16 @@ def local_event_log_dir(conf: dict[str, str]) -> Path | None:
         return None
     where = urlparse(conf.get("spark.eventLog.dir", "file:/tmp/spark-events"))
     return Path(where.path) if where.scheme in ("", "file") else None
+
+
+OPENLINEAGE_LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
+
+
+def local_lineage_file(conf: dict[str, str]) -> Path | None:
+    """The file on this machine Spark's OpenLineage listener appends its events to (the listener on, with a ``file``
+    transport), or None. Airflow's events go to ``airflow.jsonl`` in the same directory (``local_env``); the
+    session factory creates the directory, which the listener does not."""
+    listeners = [name.strip() for name in conf.get("spark.extraListeners", "").split(",")]
+    if OPENLINEAGE_LISTENER not in listeners or conf.get("spark.openlineage.transport.type") != "file":
+        return None
+    return Path(urlparse(conf["spark.openlineage.transport.location"]).path)

@@ -17,7 +17,7 @@ from tributary import cli
 from tributary.config import REPO_ROOT
 
 TRIBUTARY = Path(sys.executable).parent / "tributary"
-COMMANDS = ("run", "up", "status", "promote", "rollback", "render")
+COMMANDS = ("run", "up", "status", "promote", "rollback", "render", "lineage")
 
 
 def tributary(*args: str, home: Path | None = None, jars: bool = False, timeout: float = 120
@@ -56,6 +56,8 @@ def test_no_command_shows_the_help_instead_of_doing_something():
     (["up", "--db", "oracle"], "Invalid value for '--db'"),
     (["render"], "Missing option '--profile'"),
     (["render", "--profile", "local"], "invalid choice: 'local'"),
+    (["lineage"], "Missing argument 'TRANSACTION_ID'"),
+    (["lineage", "--profile", "kind", "tx_1"], "profile kind writes no OpenLineage events to a file on this machine"),
 ])
 def test_a_wrong_flag_or_setting_exits_2_and_says_what_to_fix(args, says):
     done = tributary(*args)
