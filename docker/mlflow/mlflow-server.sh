@@ -22,6 +22,12 @@ admin_username = ${MLFLOW_AUTH_ADMIN_USERNAME:-admin}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 INI
 export MLFLOW_AUTH_CONFIG_PATH="${config_dir}/basic_auth.ini"
+# Prometheus's /metrics (prometheus-flask-exporter in multiprocess mode, one file per worker here): emptied at each
+# start, as a restarted container keeps the pod's /tmp and old workers' files would add to the new counts. Behind
+# basic-auth like every route but /health: the chart's PodMonitor scrapes with the admin's credentials.
+metrics_dir="${TMPDIR:-/tmp}/mlflow-metrics"
+rm -rf "${metrics_dir}"
+mkdir -p "${metrics_dir}"
 exec mlflow server \
     --app-name basic-auth \
     --host 0.0.0.0 \
@@ -29,4 +35,5 @@ exec mlflow server \
     --workers "${MLFLOW_WORKERS:-2}" \
     --backend-store-uri "${MLFLOW_BACKEND_STORE_URI}" \
     --artifacts-destination "${MLFLOW_ARTIFACTS_DESTINATION}" \
-    --serve-artifacts
+    --serve-artifacts \
+    --expose-prometheus "${metrics_dir}"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tributary.config import REPO_ROOT
-from tests.cluster.live import JOBS_NS, Live
+from tests.cluster.live import JOBS_NS, RELEASE_NS, Live
 from tests.cluster.pipeline_run import BATCH, PIPELINE, TTL_S, PipelineRun, results
 from cluster_platform import failure_report  # noqa: E402  (scripts/, on sys.path through tests.cluster.live)
 
@@ -280,3 +280,37 @@ def test_features_scaled_with_dynamic_allocation_and_survived_an_executor_killed
     assert check.returncode == 0, check.stderr[-3000:]
     compared = json.loads(check.stdout.strip().splitlines()[-1])
     assert compared["difference"] == "" and compared["cluster_rows"] == compared["undisturbed_rows"] == features["feature_rows"], compared
+
+
+def test_mlflow_serves_its_metrics_to_its_admin_only(pipeline: PipelineRun, platform: Live):
+    """The chart's MLflow runs with --expose-prometheus. Its basic-auth guards /metrics: 401 without credentials, 403
+    for the jobs' user, and for the admin (whose Secret metrics.podMonitor scrapes with) the request counters the
+    Grafana dashboard's MLflow panels query, counting the run's calls."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from tests.grafana import samples
+
+    def get(url: str, user: str | None = None, password: str | None = None) -> tuple[int, str]:
+        headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()} if user \
+            else {}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as reply:
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, ""
+
+    admin = [platform.secret(RELEASE_NS, "tributary-mlflow-auth", key) for key in ("username", "password")]
+    with platform.mlflow_env() as env:
+        url = env["MLFLOW_TRACKING_URI"] + "/metrics"
+        assert get(url)[0] == 401
+        assert get(url, env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"])[0] == 403
+        status, text = get(url, *admin)
+    assert status == 200
+    served = samples(text)
+    requests = [value for name, labels, value in served if name == "mlflow_http_request_total"
+                and labels.get("status", "").startswith("2")]
+    assert requests and sum(requests) > 0, sorted({name for name, _, _ in served})
+    assert any(name.startswith("mlflow_http_request_duration_seconds") for name, _, _ in served)
+    platform.report["mlflow_metrics_2xx_requests"] = sum(requests)

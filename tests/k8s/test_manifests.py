@@ -84,12 +84,16 @@ def test_the_crd_check_rejects_unknown_and_mistyped_fields(rendered, sparkapplic
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_the_pod_monitor_validates_strictly_and_scrapes_every_driver_on_both_paths(staged_chart, rendered, profile):
+def test_the_pod_monitors_validate_strictly_and_scrape_every_driver_and_mlflow(staged_chart, rendered, profile):
     assert "PodMonitor" not in (rendered / profile / "chart.yaml").read_text()  # off by default
     proc = helm_template(staged_chart, profile, "--set", "metrics.podMonitor.enabled=true",
-                         "--set", "metrics.podMonitor.labels.release=prometheus")
+                         "--set", "metrics.podMonitor.labels.release=prometheus",
+                         "--set", "metrics.prometheusNamespace=monitoring")
     assert proc.returncode == 0, proc.stderr
-    (monitor,) = [d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "PodMonitor"]
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    monitors = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PodMonitor"}
+    assert set(monitors) == {"tributary-spark-drivers", "tributary-mlflow"}
+    monitor = monitors["tributary-spark-drivers"]
     crd = render_k8s.podmonitor_crd()
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     validator = jsonschema.Draft7Validator(strict(version["schema"]["openAPIV3Schema"]))
@@ -107,6 +111,25 @@ def test_the_pod_monitor_validates_strictly_and_scrapes_every_driver_on_both_pat
     assert {(e["port"], e["path"]) for e in endpoints} == {
         ("spark-ui", app_doc["spec"]["driver"]["template"]["metadata"]["annotations"]["prometheus.io/path"]),
         ("spark-ui", "/metrics/executors/prometheus")}
+    # MLflow's: its pods, on the port its container names, with the admin's credentials from the chart's Secret
+    # (MLflow's basic-auth guards /metrics too), and its NetworkPolicy admits the Prometheus namespace.
+    mlflow = monitors["tributary-mlflow"]
+    assert errors(validator, mlflow) == [] and mlflow["metadata"]["labels"]["release"] == "prometheus"
+    (server,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "tributary-mlflow"]
+    pod = server["spec"]["template"]
+    assert mlflow["metadata"]["namespace"] == server["metadata"]["namespace"]
+    assert mlflow["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (endpoint,) = mlflow["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] in {p["name"] for p in pod["spec"]["containers"][0]["ports"]} and endpoint["path"] == \
+        "/metrics"
+    secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["spec"]["containers"][0]["env"]
+              if e["name"].startswith("MLFLOW_AUTH_ADMIN_")}
+    assert endpoint["basicAuth"] == {"username": secret["MLFLOW_AUTH_ADMIN_USERNAME"],
+                                     "password": secret["MLFLOW_AUTH_ADMIN_PASSWORD"]}
+    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "tributary-mlflow"]
+    admitted = {f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                for f in policy["spec"]["ingress"][0]["from"]}
+    assert "monitoring" in admitted and len(admitted) == 3, admitted
 
 
 def _kubernetes_validate(paths: list[Path]) -> tuple[int, str]:
