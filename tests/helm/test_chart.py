@@ -217,6 +217,23 @@ def test_the_grafana_dashboard_ships_verbatim_for_the_sidecar_when_asked(staged_
     assert shipped == json.loads((REPO_ROOT / "helm/tributary/dashboards/tributary-pipeline.json").read_text())
 
 
+def test_the_airflow_charts_statsd_exporter_maps_as_make_up_does():
+    """The Apache Airflow chart (it cannot be fetched here, so it is not rendered) gets `make up`'s StatsD mapping
+    and [metrics] settings, which tests/services checks live: its ConfigMap writes statsd.overrideMappings as the
+    exporter's `mappings`, which must be the whole of conf/metrics/statsd-mapping.yaml, and Airflow's config the
+    settings scripts/up.py gives Airflow, but where to send them (the chart points them at its own exporter)."""
+    from tests.pipeline_data import load_script
+
+    airflow = yaml.safe_load((CHART / "values.yaml").read_text())["airflow"]
+    mapping = yaml.safe_load((REPO_ROOT / "conf" / "metrics" / "statsd-mapping.yaml").read_text())
+    assert set(mapping) == {"mappings"} and mapping["mappings"]  # nothing the chart's ConfigMap would drop
+    assert airflow["statsd"]["enabled"] is True and airflow["statsd"]["overrideMappings"] == mapping["mappings"]
+    up = load_script("up")
+    wanted = {key.removeprefix("AIRFLOW__METRICS__").lower(): value for key, value in up.statsd_env(up.Ports()).items()
+              if key.removeprefix("AIRFLOW__METRICS__") not in {"STATSD_ON", "STATSD_HOST", "STATSD_PORT"}}
+    assert airflow["config"]["metrics"] == wanted and wanted["statsd_influxdb_enabled"] == "True"
+
+
 def test_what_must_not_render(staged_chart):
     proc = helm_template(staged_chart, "kind", "--set", "jobQuota.enabled=false")
     assert proc.returncode == 0, proc.stderr
