@@ -1,4 +1,4 @@
-"""OpenLineage: each job's event with the Delta versions it read and wrote, and the walk back from a prediction.
+"""OpenLineage: each job's event with the Delta versions it read and wrote.
 
 Three emitters write the lineage of a run, all in OpenLineage's format (docs/lineage.md):
 
@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from urllib.parse import urlparse
 
-from tributary.spark_conf import OPENLINEAGE_LISTENER
+from tributary.spark_conf import openlineage_listener_on
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -50,8 +50,7 @@ def dataset_id(uri: str) -> tuple[str, str]:
 def transport_config(conf: Mapping[str, str]) -> dict[str, Any] | None:
     """The OpenLineage client's transport for a Spark conf whose listener is on (its ``spark.openlineage.transport``
     settings), or None when the listener is off. A ``file`` transport appends to the listener's own file."""
-    listeners = [name.strip() for name in conf.get("spark.extraListeners", "").split(",")]
-    if OPENLINEAGE_LISTENER not in listeners:
+    if not openlineage_listener_on(conf):
         return None
     prefix = "spark.openlineage.transport."
     settings = {key[len(prefix):]: value for key, value in conf.items() if key.startswith(prefix)}

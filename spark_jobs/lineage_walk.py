@@ -124,8 +124,8 @@ def walk(spark: "SparkSession", catalog: "Catalog", tracking_uri: str, events: l
 
 
 def main(argv: Sequence[str] | None = None) -> list[Hop]:
-    """``python -m spark_jobs.lineage --transaction-id T``: the walk from ``T``'s prediction, as one JSON line (what
-    ``tributary lineage`` prints). Exits 2 when the profile keeps no lineage here or a hop does not hold."""
+    """``python -m spark_jobs.lineage_walk --transaction-id T``: the walk from ``T``'s prediction, as one JSON line
+    (what ``tributary lineage`` prints). Exits 2 when the profile keeps no lineage here or a hop does not hold."""
     from spark_jobs.cli import fail, job_parser, parse_job_args
     from spark_jobs.session import build_session
     from tributary.spark_conf import local_lineage_file

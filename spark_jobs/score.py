@@ -60,8 +60,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
              retry=False)
     if not io.table_exists(spark, catalog, predictions):
         interval = Interval()  # the first run scores everything
-    features_version = io.table_version(spark, catalog, features_table)  # pinned: the lineage names what was read
-    features = interval.select(io.read_table(spark, catalog, features_table, version=features_version))
+    pinned, features_version = io.read_current(spark, catalog, features_table)  # the version the lineage names
+    features = interval.select(pinned)
     streamed = io.read_table(spark, catalog, streamed_table) if io.table_exists(spark, catalog, streamed_table) else None
     features = not_stream_scored(features, streamed)
     scored = score_features(features, champion, profile.mlflow["tracking_uri"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -82,11 +83,16 @@ def local_event_log_dir(conf: dict[str, str]) -> Path | None:
 OPENLINEAGE_LISTENER = "io.openlineage.spark.agent.OpenLineageSparkListener"
 
 
-def local_lineage_file(conf: dict[str, str]) -> Path | None:
+def openlineage_listener_on(conf: Mapping[str, str]) -> bool:
+    """Whether ``conf`` turns on Spark's OpenLineage listener (``spark.extraListeners``): where it is on, the jobs
+    emit their own version events too (``spark_jobs.lineage``)."""
+    return OPENLINEAGE_LISTENER in [name.strip() for name in conf.get("spark.extraListeners", "").split(",")]
+
+
+def local_lineage_file(conf: Mapping[str, str]) -> Path | None:
     """The file on this machine Spark's OpenLineage listener appends its events to (the listener on, with a ``file``
     transport), or None. Airflow's events go to ``airflow.jsonl`` in the same directory (``local_env``); the
     session factory creates the directory, which the listener does not."""
-    listeners = [name.strip() for name in conf.get("spark.extraListeners", "").split(",")]
-    if OPENLINEAGE_LISTENER not in listeners or conf.get("spark.openlineage.transport.type") != "file":
+    if not openlineage_listener_on(conf) or conf.get("spark.openlineage.transport.type") != "file":
         return None
     return Path(urlparse(conf["spark.openlineage.transport.location"]).path)
