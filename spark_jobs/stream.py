@@ -88,6 +88,9 @@ log = logging.getLogger(__name__)
 JOB = get_job("stream")  # its datasets by role (conf/jobs.yaml)
 QUERY_NAME = "tributary_stream_scoring"
 DEFAULT_INTERVAL = "1 minute"
+# A micro-batch's phases, as StreamSink times them: validation, quarantine and de-duplication up to the outcome counts;
+# the MERGE of new rows into bronze; features, scoring and the MERGE into stream_predictions; the quarantine MERGE.
+PHASES = ("validate", "bronze", "score", "quarantine")
 CHAMPION_POLL_S = 30.0
 CHAMPION_CHECK_WAIT_S = 5.0  # a running stream's look at @champion waits this long for the tracking server
 TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
@@ -258,7 +261,8 @@ def idempotent_writes(spark: "SparkSession", app_id: str, version: int) -> Itera
 class StreamSink:
     """The ``foreachBatch`` function: writes one micro-batch to bronze, quarantine and ``stream_predictions``.
 
-    Keeps counts for this run (a batch replayed after a crash is counted again). Follows the champion: before a
+    Keeps counts for this run (a batch replayed after a crash is counted again), and the seconds spent in each phase
+    of its batches (``seconds``, ``PHASES``), which each batch's log line shows too. Follows the champion: before a
     micro-batch, at most every ``champion_check_s``, it looks up ``@champion`` again (``follow_champion``), so an ML
     engineer's promotion (or rollback) reaches a long-running stream at the next batch boundary without a restart; a
     whole batch is scored with one version, which its rows carry in ``model_version``.
@@ -273,10 +277,23 @@ class StreamSink:
     quarantined: int = 0
     duplicates: int = 0
     versions_used: list[int] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
     _checked_at: float = field(default=0.0, init=False, repr=False)
+    _batch_s: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._checked_at = self.clock()  # ``champion`` was resolved just now
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the block's wall seconds to ``phase`` (one of ``PHASES``), for this batch and for the run."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = time.perf_counter() - start
+            self._batch_s[phase] = self._batch_s.get(phase, 0.0) + spent
+            self.seconds[phase] += spent
 
     def follow_champion(self) -> None:
         """Look up ``@champion`` again if ``champion_check_s`` has passed since the last look (the first one is
@@ -303,11 +320,13 @@ class StreamSink:
         app_id = txn_app_id(spark)
         self.follow_champion()
         catalog = self.profile.catalog
+        self._batch_s = {}
         lines.persist()
         try:
-            bronze = _bronze_snapshot(spark, self.profile)
-            plan = prepare_batch(lines, bronze, datetime.now(timezone.utc))
-            outcomes = outcome_counts(lines, plan, plan.quarantine).collect()
+            with self.timed("validate"):
+                bronze = _bronze_snapshot(spark, self.profile)
+                plan = prepare_batch(lines, bronze, datetime.now(timezone.utc))
+                outcomes = outcome_counts(lines, plan, plan.quarantine).collect()
             counts = reconcile({r["outcome"]: r["count"] for r in outcomes})  # as ingest: every line accounted for
             with idempotent_writes(spark, app_id, batch_id):
                 if counts["rows_ingested"]:
@@ -315,22 +334,26 @@ class StreamSink:
                     if self.champion.version not in self.versions_used:
                         self.versions_used.append(self.champion.version)
                 if counts["rows_quarantined"]:
-                    quarantine = conform(plan.quarantine, QUARANTINE_SCHEMA)
-                    io.merge_table(spark, quarantine, catalog, JOB.output("quarantine"))
+                    with self.timed("quarantine"):
+                        quarantine = conform(plan.quarantine, QUARANTINE_SCHEMA)
+                        io.merge_table(spark, quarantine, catalog, JOB.output("quarantine"))
         finally:
             lines.unpersist()
         self.batches += 1
         self.scored += counts["rows_ingested"]
         self.quarantined += counts["rows_quarantined"]
         self.duplicates += counts["rows_duplicate"]
-        log.info("stream batch %s (%s): %s", batch_id, app_id, counts)
+        took = ", ".join(f"{phase} {s:.1f}" for phase, s in self._batch_s.items())
+        log.info("stream batch %s (%s): %s; seconds: %s", batch_id, app_id, counts, took)
 
     def write_new(self, spark: "SparkSession", new: DataFrame, bronze: DataFrame) -> None:
         """The batch's valid new transactions: featurised with ``bronze`` (as it was before this batch) as
         history, scored with the champion, and MERGEd into bronze and ``stream_predictions``."""
-        scores = score_new(new, bronze, self.champion, self.profile.mlflow["tracking_uri"])
-        io.merge_table(spark, new, self.profile.catalog, JOB.output("bronze"))
-        io.merge_table(spark, scores, self.profile.catalog, JOB.output("scores"))
+        with self.timed("bronze"):
+            io.merge_table(spark, new, self.profile.catalog, JOB.output("bronze"))
+        with self.timed("score"):  # features and the model run inside the MERGE, which reads ``scores`` once
+            scores = score_new(new, bronze, self.champion, self.profile.mlflow["tracking_uri"])
+            io.merge_table(spark, scores, self.profile.catalog, JOB.output("scores"))
 
 
 def _bronze_snapshot(spark: "SparkSession", profile: Profile) -> DataFrame:
@@ -419,6 +442,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "scored": sink.scored,
         "quarantined": sink.quarantined,
         "duplicates": sink.duplicates,
+        "phase_s": {phase: round(spent, 3) for phase, spent in sink.seconds.items()},  # this run's batches, by phase
         "stream_rows": io.count_rows(spark, profile.catalog, JOB.output("scores")),
     }
     emit_result(JOB.name, result)

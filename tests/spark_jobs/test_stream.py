@@ -25,6 +25,7 @@ from spark_jobs import generate, io
 from spark_jobs.transforms.schema import BRONZE_SCHEMA
 from tributary.config import ConfigError, Profile
 from spark_jobs.stream import (
+    PHASES,
     SOURCES,
     StreamSink,
     build_source,
@@ -428,11 +429,13 @@ def test_stream_scores_every_landed_transaction_exactly_once(mlflow_store: Profi
         next(prefix for prefix in first.reasons if r.reason.startswith(prefix)) for r in quarantine.collect()
     )
     assert got_reasons == first.reasons
+    assert set(result["phase_s"]) == set(PHASES) and all(s > 0 for s in result["phase_s"].values())  # each ran
 
     # Nothing new landed: no micro-batch, no table changes.
     before = versions(spark, profile)
     again = main(["--profile", "local"])
     assert again["batches"] == 0 and again["stream_rows"] == result["stream_rows"]
+    assert again["phase_s"] == dict.fromkeys(PHASES, 0.0)
     assert versions(spark, profile) == before
 
     # New files: only they are scored; earlier scores stay as they were.
