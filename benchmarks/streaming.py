@@ -108,14 +108,14 @@ def progress(query) -> list[dict[str, Any]]:
 
 def sink_class(scored: bool):
     from spark_jobs import io
-    from spark_jobs.stream import StreamSink
+    from spark_jobs.stream import JOB, StreamSink
 
     class UnscoredSink(StreamSink):
         """The baseline: the same micro-batch with scoring removed; new transactions go to bronze only."""
 
         def write_new(self, spark, new, bronze) -> None:
             with self.timed("bronze"):
-                io.merge_table(spark, new, self.profile.catalog, "bronze_transactions")
+                io.merge_table(spark, new, self.profile.catalog, JOB.output("bronze"))
 
     return StreamSink if scored else UnscoredSink
 
@@ -133,11 +133,15 @@ def drain(spark, profile, champion, files: Path, run: Path, scored: bool) -> dic
     batches = [p for p in progress(query) if p["numInputRows"]]
     query.stop()
     timed = batches[1:] or batches
-    seconds = sum(p["durationMs"]["triggerExecution"] for p in timed) / 1000
-    return {"lines_per_s": sum(p["numInputRows"] for p in timed) / seconds, "batches": len(batches),
+    return {"lines_per_s": sum(p["numInputRows"] for p in timed) / trigger_seconds(timed), "batches": len(batches),
             "lines": sum(p["numInputRows"] for p in batches), "scored": sink.scored, "quarantined": sink.quarantined,
             "phase_s": {phase: round(s, 2) for phase, s in sink.seconds.items()},
-            "trigger_s": round(sum(p["durationMs"]["triggerExecution"] for p in batches) / 1000, 2)}
+            "trigger_s": round(trigger_seconds(batches), 2)}
+
+
+def trigger_seconds(batches: list[dict[str, Any]]) -> float:
+    """The micro-batches' trigger time in all, from their progress reports."""
+    return sum(p["durationMs"]["triggerExecution"] for p in batches) / 1000
 
 
 def batch_of_files(checkpoint: Path) -> dict[str, int]:

@@ -279,21 +279,18 @@ class StreamSink:
     versions_used: list[int] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
     _checked_at: float = field(default=0.0, init=False, repr=False)
-    _batch_s: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._checked_at = self.clock()  # ``champion`` was resolved just now
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
-        """Add the block's wall seconds to ``phase`` (one of ``PHASES``), for this batch and for the run."""
+        """Add the block's wall seconds to ``phase`` (one of ``PHASES``) in ``seconds``."""
         start = time.perf_counter()
         try:
             yield
         finally:
-            spent = time.perf_counter() - start
-            self._batch_s[phase] = self._batch_s.get(phase, 0.0) + spent
-            self.seconds[phase] += spent
+            self.seconds[phase] += time.perf_counter() - start
 
     def follow_champion(self) -> None:
         """Look up ``@champion`` again if ``champion_check_s`` has passed since the last look (the first one is
@@ -320,7 +317,7 @@ class StreamSink:
         app_id = txn_app_id(spark)
         self.follow_champion()
         catalog = self.profile.catalog
-        self._batch_s = {}
+        before = dict(self.seconds)
         lines.persist()
         try:
             with self.timed("validate"):
@@ -343,7 +340,7 @@ class StreamSink:
         self.scored += counts["rows_ingested"]
         self.quarantined += counts["rows_quarantined"]
         self.duplicates += counts["rows_duplicate"]
-        took = ", ".join(f"{phase} {s:.1f}" for phase, s in self._batch_s.items())
+        took = ", ".join(f"{phase} {s - before[phase]:.1f}" for phase, s in self.seconds.items() if s > before[phase])
         log.info("stream batch %s (%s): %s; seconds: %s", batch_id, app_id, counts, took)
 
     def write_new(self, spark: "SparkSession", new: DataFrame, bronze: DataFrame) -> None:
