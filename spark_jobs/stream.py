@@ -116,15 +116,23 @@ def kafka_records(records: DataFrame) -> DataFrame:
     )
 
 
-def existing_ids(lines: DataFrame, bronze: DataFrame) -> DataFrame:
-    """The ``transaction_id``s of ``bronze`` that count as already ingested for the micro-batch ``lines``.
+def existing_ids(lines: DataFrame, valid: DataFrame, bronze: DataFrame) -> DataFrame:
+    """The ``transaction_id``s of ``valid`` (the micro-batch ``lines``' valid rows) that count as already ingested in
+    ``bronze``.
 
-    Bronze rows that came from the batch's own files are left out: a landed file belongs to exactly one
-    micro-batch, so such rows were written by this very batch before a crash, and on the replay they must stay
-    new (to be featurised and scored again) rather than count as duplicates.
+    Bronze is filtered by the batch's own ids (broadcast, a hash lookup per bronze row) before anything else, so the
+    result holds at most a batch's ids and no step shuffles bronze. Bronze rows that came from the batch's own files
+    are left out: a landed file belongs to exactly one micro-batch, so such rows were written by this very batch
+    before a crash, and on the replay they must stay new (to be featurised and scored again) rather than count as
+    duplicates.
     """
+    batch_ids = valid.select("transaction_id").distinct()
     batch_files = lines.select("source_file").distinct()
-    return bronze.join(batch_files, "source_file", "left_anti").select("transaction_id")
+    return (
+        bronze.join(F.broadcast(batch_ids), "transaction_id", "left_semi")
+        .join(F.broadcast(batch_files), "source_file", "left_anti")
+        .select("transaction_id")
+    )
 
 
 def prepare_batch(lines: DataFrame, bronze: DataFrame, as_of: datetime) -> IngestPlan:
@@ -132,7 +140,7 @@ def prepare_batch(lines: DataFrame, bronze: DataFrame, as_of: datetime) -> Inges
     does (``validation.validate_lines``, then ``bronze.plan_ingest``), against the ``bronze`` ids from
     ``existing_ids``."""
     valid, quarantine = validate_lines(lines, as_of)
-    return plan_ingest(valid, quarantine, existing_ids(lines, bronze))
+    return plan_ingest(valid, quarantine, existing_ids(lines, valid, bronze))
 
 
 def score_new(new: DataFrame, bronze: DataFrame, champion: ChampionModel, tracking_uri: str) -> DataFrame:
@@ -318,11 +326,13 @@ class StreamSink:
         self.follow_champion()
         catalog = self.profile.catalog
         before = dict(self.seconds)
-        lines.persist()
+        held = [lines.persist()]
         try:
             with self.timed("validate"):
                 bronze = _bronze_snapshot(spark, self.profile)
                 plan = prepare_batch(lines, bronze, datetime.now(timezone.utc))
+                # Computed once, by the counts below: the MERGEs and the features read them again, several times.
+                held += [plan.new.persist(), plan.quarantine.persist()]
                 outcomes = outcome_counts(lines, plan, plan.quarantine).collect()
             counts = reconcile({r["outcome"]: r["count"] for r in outcomes})  # as ingest: every line accounted for
             with idempotent_writes(spark, app_id, batch_id):
@@ -335,7 +345,8 @@ class StreamSink:
                         quarantine = conform(plan.quarantine, QUARANTINE_SCHEMA)
                         io.merge_table(spark, quarantine, catalog, JOB.output("quarantine"))
         finally:
-            lines.unpersist()
+            for frame in held:
+                frame.unpersist()
         self.batches += 1
         self.scored += counts["rows_ingested"]
         self.quarantined += counts["rows_quarantined"]

@@ -23,6 +23,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs import generate, io
 from spark_jobs.transforms.schema import BRONZE_SCHEMA
+from spark_jobs.transforms.validation import validate_lines
 from tributary.config import ConfigError, Profile
 from spark_jobs.stream import (
     PHASES,
@@ -142,10 +143,15 @@ def test_kafka_source_is_a_stream_of_lines(local_profile: Profile, spark: SparkS
 # --- batch preparation ----------------------------------------------------------------------------------------
 
 
-def test_existing_ids_leave_out_the_batch_own_files(spark: SparkSession) -> None:
+def test_existing_ids_are_the_batch_ids_in_bronze_leaving_out_its_own_files(spark: SparkSession) -> None:
     lines = lines_df(spark, [(line("replayed"), "f2"), (line("known"), "f2"), (line("other"), "f3")])
-    bronze = spark.createDataFrame([bronze_row("replayed", "f2"), bronze_row("known", "f1")], BRONZE_SCHEMA)
-    assertDataFrameEqual(existing_ids(lines, bronze), spark.createDataFrame([("known",)], "transaction_id string"))
+    bronze = spark.createDataFrame(
+        [bronze_row("replayed", "f2"), bronze_row("known", "f1"), bronze_row("not-in-batch", "f1")], BRONZE_SCHEMA
+    )
+    valid, _ = validate_lines(lines, AS_OF)
+    assertDataFrameEqual(
+        existing_ids(lines, valid, bronze), spark.createDataFrame([("known",)], "transaction_id string")
+    )
 
 
 def test_prepare_batch_validates_dedups_and_quarantines_like_ingest(spark: SparkSession) -> None:
@@ -430,6 +436,7 @@ def test_stream_scores_every_landed_transaction_exactly_once(mlflow_store: Profi
     )
     assert got_reasons == first.reasons
     assert set(result["phase_s"]) == set(PHASES) and all(s > 0 for s in result["phase_s"].values())  # each ran
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # the sink unpersisted what it cached
 
     # Nothing new landed: no micro-batch, no table changes.
     before = versions(spark, profile)
