@@ -18,7 +18,9 @@ data, which this benchmark holds fixed.
   ``availableNow`` query drains them one file per micro-batch: validation, quarantine, de-duplication against
   bronze, point-in-time features, champion scoring, and the MERGEs into bronze, quarantine and
   ``stream_predictions`` under the idempotent-write tags. The sustained rate is the lines over the micro-batches'
-  trigger time (Spark's query progress), the first micro-batch left out (warm-up).
+  trigger time (Spark's query progress), the first micro-batch left out (warm-up). The same lines are drained
+  again ``LARGE_BATCH_FILES`` files per micro-batch (40,000 lines at full size): how much of a micro-batch's cost
+  is fixed.
 - **Baseline, same run, same sizes:** the same micro-batches with scoring removed (``UnscoredSink``: no features,
   no model, no ``stream_predictions``; validation, quarantine and the bronze MERGE stay): the pipeline's own cost.
 - **Latency.** A ``processingTime`` query (``TRIGGER``) runs while one file of ``RATE`` lines lands every second
@@ -54,6 +56,7 @@ RATE = 1_000  # lines landed per second in the latency run
 LANDING_S, QUICK_LANDING_S = 60, 10
 TRIGGER = "1 second"
 DRAIN_TIMEOUT_S = 600.0
+LARGE_BATCH_FILES = 4  # files per micro-batch in the larger micro-batches' drains
 DRAIN_DAY = 15  # November: the day after the history's 14 days, all of them inside its 30-day look-back
 
 
@@ -120,13 +123,14 @@ def sink_class(scored: bool):
     return StreamSink if scored else UnscoredSink
 
 
-def drain(spark, profile, champion, files: Path, run: Path, scored: bool) -> dict[str, float]:
-    """Land ``files`` at once, drain them with ``availableNow``; lines/s over the micro-batches after the first."""
+def drain(spark, profile, champion, files: Path, run: Path, scored: bool, max_files: int = 1) -> dict[str, float]:
+    """Land ``files`` at once, drain them with ``availableNow``, ``max_files`` files per micro-batch; lines/s over the
+    micro-batches after the first."""
     from spark_jobs.stream import build_source, start_query
 
     (run / "landing").mkdir(parents=True)
     shutil.move(str(files), str(run / "landing" / files.name))
-    prof = variant(profile, run, max_files=1)
+    prof = variant(profile, run, max_files=max_files)
     sink = sink_class(scored)(prof, champion)
     query = start_query(build_source(spark, prof), sink, prof, "available_now", TRIGGER)
     query.awaitTermination(DRAIN_TIMEOUT_S)
@@ -207,22 +211,25 @@ def run(quick: bool, work: Path) -> Result:
     warm = stage(home, "warmup", events // files * 2, 2, DRAIN_DAY, seed=43)
     drain(spark, profile, champion, warm, home / "runs" / "warmup", scored=True)
     start = table_versions(spark, profile)
-    scored, unscored = [], []
-    for i in range(repeats):  # alternated, so a slow minute on the shared host hits both alike
-        for runs, is_scored, kind in ((scored, True, "scored"), (unscored, False, "unscored")):
+    scored, unscored, large = [], [], []
+    drains = ((scored, True, 1, "scored"), (unscored, False, 1, "unscored"), (large, True, LARGE_BATCH_FILES, "large"))
+    for i in range(repeats):  # alternated, so a slow minute on the shared host hits each alike
+        for runs, is_scored, max_files, kind in drains:
             restore(spark, profile, start)
             batch = stage(home, f"{kind}-{i}", events, files, DRAIN_DAY)
-            runs.append(drain(spark, profile, champion, batch, home / "runs" / f"{kind}-{i}", is_scored))
+            runs.append(drain(spark, profile, champion, batch, home / "runs" / f"{kind}-{i}", is_scored, max_files))
     latencies = []
     for i in range(repeats):
         restore(spark, profile, start)
         lat_files = stage(home, f"latency-{i}", RATE * landing_s, landing_s, DRAIN_DAY)
         latencies.append(latency(spark, profile, champion, lat_files, home / "runs" / f"latency-{i}", landing_s))
     spark.stop()
+    large_batches = f"stream, whole micro-batch of {LARGE_BATCH_FILES} files"
     percentiles = [statistics.quantiles(one, n=100, method="inclusive") for one in latencies]
     figures = {
         "stream, whole micro-batch": Stats("lines/s", [r["lines_per_s"] for r in scored]),
         "same micro-batch, scoring removed": Stats("lines/s", [r["lines_per_s"] for r in unscored]),
+        large_batches: Stats("lines/s", [r["lines_per_s"] for r in large]),
         "latency p50 at 1,000 lines/s": Stats("s", [q[49] for q in percentiles]),
         "latency p95 at 1,000 lines/s": Stats("s", [q[94] for q in percentiles]),
     }
@@ -232,14 +239,17 @@ def run(quick: bool, work: Path) -> Result:
              higher_is_better=False),
         Goal("whole micro-batch / scoring removed", "stream, whole micro-batch", "same micro-batch, scoring removed",
              None),
+        Goal(f"sustained lines/s, micro-batches of {LARGE_BATCH_FILES} files (>= 5,000)", large_batches, "", 5000.0),
+        Goal(f"micro-batches of {LARGE_BATCH_FILES} files / of 1 file", large_batches, "stream, whole micro-batch",
+             None),
     ]
     data = {"history_rows": history, "events": events, "files": files, "repeats": repeats,
             "day": f"2026-11-{DRAIN_DAY}", "restored_to": start,
             "latency": {"rate_per_s": RATE, "landing_s": landing_s, "trigger": TRIGGER,
                         "seconds_per_file": [[round(x, 3) for x in one] for one in latencies]},
-            "runs": {"scored": scored, "unscored": unscored}}
+            "large_batch_files": LARGE_BATCH_FILES, "runs": {"scored": scored, "unscored": unscored, "large": large}}
     notes = ["a latency run's p50/p95 are over its files (a file's lines land together and commit together)"]
-    for kind, runs in (("scored", scored), ("unscored", unscored)):
+    for kind, runs in (("scored", scored), ("unscored", unscored), (f"scored {LARGE_BATCH_FILES}-file", large)):
         spent = {phase: statistics.median(r["phase_s"][phase] for r in runs) for phase in runs[0]["phase_s"]}
         trigger = statistics.median(r["trigger_s"] for r in runs)
         notes.append(f"{kind} drain, median seconds by phase of {trigger:.0f} s in micro-batches: "
