@@ -32,7 +32,7 @@ def table(results_dir: Path = RESULTS_DIR) -> str:
             sign = "≥ " if goal["higher_is_better"] else "≤ "
             target = "" if goal["target"] is None else f"{sign}{goal['target']:g}"
             verdict = {True: "met", False: "**missed**", None: "reported"}[goal["met"]]
-            measured = f"{goal['measured']:.3g}" + ("×" if base else f" {fig['unit']}")
+            measured = f"{goal['measured']:.3g}×" if base else f"{_number(goal['measured'])} {fig['unit']}"
             lines.append(
                 f"| {result['benchmark']} | {goal['what']} | {goal['figure']}: {_number(fig['median'])} {fig['unit']} "
                 f"| {(goal['baseline'] + ': ' + _number(base['median']) + ' ' + base['unit']) if base else '—'} "

@@ -65,6 +65,7 @@ def test_the_readme_table_shows_the_committed_results():
     from benchmarks.report import readme_table, table
 
     assert readme_table() == table(), "run `make bench` (it rewrites the table), or benchmarks.report.update_readme()"
+    assert "e+" not in table()  # large figures are written out (2,427 lines/s), never as 2.43e+03
     for path in (REPO_ROOT / "benchmarks" / "results").glob("*.json"):
         result = json.loads(path.read_text())
         assert result["benchmark"] in BENCHMARKS and result["quick"] is False, path
