@@ -7,7 +7,8 @@ It holds:
 - Delta's two confs;
 - the pinned jars (``make jars``) on the driver and executor class path, so nothing is downloaded at run time;
 - resources and dynamic allocation from the profile;
-- the profile's own ``spark.conf``, which wins.
+- the profile's own ``spark.conf``, which wins; a value that expands to nothing (``${VAR:-}`` with ``VAR`` unset)
+  is not set, so a setting can be switched on from the environment (the kind profile's JVM options).
 
 No Spark import: the DAGs and the renderer use it where pyspark is not installed.
 """
@@ -66,7 +67,7 @@ def spark_conf(profile: Profile, check_jars: bool = True) -> dict[str, str]:
         conf["spark.dynamicAllocation.minExecutors"] = str(dyn["min_executors"])
         conf["spark.dynamicAllocation.maxExecutors"] = str(dyn["max_executors"])
         conf["spark.dynamicAllocation.initialExecutors"] = str(dyn["initial_executors"])
-    conf.update({k: str(v) for k, v in profile.spark["conf"].items()})
+    conf.update({k: str(v) for k, v in profile.spark["conf"].items() if str(v) != ""})
     return conf
 
 

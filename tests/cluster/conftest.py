@@ -24,7 +24,7 @@ import pytest
 
 from tributary.config import REPO_ROOT
 from tests.cluster.live import REPORT, Live, run
-from tests.cluster.pipeline_run import PipelineRun, run_pipeline
+from tests.cluster.pipeline_run import SPARK_JAVA_OPTIONS, PipelineRun, run_pipeline
 
 CLUSTER_PY = REPO_ROOT / "k8s" / "cluster" / "cluster.py"
 IMAGES_SH = REPO_ROOT / "k8s" / "cluster" / "images.sh"
@@ -68,7 +68,7 @@ def platform(cluster: Live) -> Live:
     assert push.returncode == 0, f"images.sh push failed (run `make images` first):\n{push.stderr[-3000:]}"
     cluster.report["images_push_s"] = round(time.monotonic() - t0, 1)
     render = run([sys.executable, str(REPO_ROOT / "scripts" / "render_k8s.py"), "--profile", "kind",
-                  "--no-sync-docs"], timeout=600)
+                  "--no-sync-docs"], timeout=600, env=SPARK_JAVA_OPTIONS)
     assert render.returncode == 0, render.stderr[-3000:]
     t0 = time.monotonic()
     install = cluster.install()

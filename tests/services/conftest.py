@@ -2,8 +2,8 @@
 MLflow server and Airflow's four components, on ports of their own, stopped by process group afterwards (also on
 failure); and one headless Chromium, logged in to that Airflow as a person is, with the credentials `make up` prints.
 
-test_airflow_postgres.py triggers its run from the browser's trigger form and restarts PostgreSQL under it;
-test_ui.py goes on in the same browser: the form as it opens, a failing task, the grid, MLflow's UI; test_metrics.py
+test_airflow_postgres.py triggers its run from the browser's trigger form as it opens and restarts PostgreSQL under it;
+test_ui.py goes on in the same browser: the grid, a failing task, MLflow's UI; test_metrics.py
 reads Airflow's and MLflow's metrics after the run."""
 
 from __future__ import annotations
@@ -72,12 +72,17 @@ def states(api, run_id: str) -> dict[str, dict] | None:
 
 @pytest.fixture(scope="package")
 def pipeline_run(up, airflow_ui):
-    """Trigger the run in the browser (the trigger form, the landed batch's id typed into ``batch_id``; the form
-    unpauses the DAG), restart PostgreSQL while ``IN_FLIGHT`` runs, wait until the run ends."""
+    """Trigger the run in the browser with the trigger form as it opens, nothing typed (no param is required with an
+    empty default, so Trigger is enabled; the form unpauses the DAG): the run ingests everything landed, the
+    services' sample batch. Restart PostgreSQL while ``IN_FLIGHT`` runs, wait until the run ends. (A typed
+    ``batch_id`` reaching the tasks is test_ui.py's failing run: ingest quotes what was typed.)"""
     api = up.api()
     api.wait_for_dag(DAG)
-    run = airflow_ui.trigger(DAG, {"batch_id": up_script.SAMPLE_BATCH}, shot="02-trigger-form-batch-id")
-    assert run["triggered_by"] == "ui" and run["conf"]["batch_id"] == up_script.SAMPLE_BATCH, run
+    dialog = airflow_ui.open_trigger_form(DAG)
+    form = {"errors": airflow_ui.form_errors(dialog),
+            "trigger_enabled": dialog.get_by_test_id("trigger-dag-submit").is_enabled()}
+    assert form == {"errors": [], "trigger_enabled": True}, f"the trigger form as it opens is not valid: {form}"
+    run = airflow_ui.submit(dialog, shot="02-trigger-form-as-it-opens")
     run_id = run["dag_run_id"]
     deadline = time.monotonic() + 1500
     restart = None
@@ -100,4 +105,4 @@ def pipeline_run(up, airflow_ui):
     tis = states(api, run_id)
     print(f"run {run_id}: {state}; tries {({t: ti['try_number'] for t, ti in (tis or {}).items()})}; "
           f"restarts of components {up.supervisor.restarts}")
-    return {"run_id": run_id, "state": state, "tasks": tis, "restart": restart}
+    return {"run_id": run_id, "state": state, "tasks": tis, "restart": restart, "triggered": run, "form": form}

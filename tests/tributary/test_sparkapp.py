@@ -170,6 +170,18 @@ def test_a_local_clusters_time_to_live_can_be_shortened_from_the_environment(mon
     assert render_application(get_job("ingest"), load_profile("kind"))["spec"]["timeToLiveSeconds"] == 3600
 
 
+@pytest.mark.parametrize("job", ["ingest", "score", "stream"])
+def test_a_local_clusters_jvm_options_come_from_the_environment_and_are_left_out_unset(monkeypatch, job):
+    """tests/cluster compile the cluster's Spark JVMs with C1 only, as the tests' host JVMs: an empty expansion sets
+    nothing (the documented specs, rendered without the variable, have no such key)."""
+    monkeypatch.delenv("TRIBUTARY_SPARK_JAVA_OPTIONS", raising=False)
+    conf = render_application(get_job(job), load_profile("kind"))["spec"]["sparkConf"]
+    assert not [key for key in conf if "JavaOptions" in key], conf
+    monkeypatch.setenv("TRIBUTARY_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
+    conf = render_application(get_job(job), load_profile("kind"))["spec"]["sparkConf"]
+    assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] == "-XX:TieredStopAtLevel=1"
+
+
 def test_names_are_unique_per_run_and_try_and_valid_kubernetes_names():
     name = app("ingest", "kind")["metadata"]["name"]
     assert name.endswith(K8S_RUN_SUFFIX)
