@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: every test, in two pytest processes side by side. tests/cluster (the live cluster: one package
-# fixture, mostly waiting on pods, Spark applications and Airflow) runs in the background while the rest (local
-# Spark, Delta, Airflow, MLflow, PyTorch, `make up`'s servers, the offline K8s/Terraform checks: CPU-bound) runs in
-# the foreground; the two together keep the machine's 2 cores busy and take about as long as each other. Both get
+# fixture, mostly waiting on pods, Spark applications and Airflow), then the Kafka stream tests, run in the
+# background while the rest (local Spark, Delta, Airflow, MLflow, PyTorch, `make up`'s servers, the offline
+# K8s/Terraform checks: CPU-bound) runs in the foreground; the two together keep the machine's 2 cores busy and take
+# about as long as each other (the Kafka tests, 5 minutes, follow tests/cluster to even them out). Both get
 # the same pytest arguments; the exit status is the worse of the two. Each writes JUnit XML to var/test-results/; the
 # background output follows the rest's once that ends. The background half first builds what only it needs
 # (TEST_BACKGROUND_PREREQS, make targets: the images), so on a cold machine the rest's tests run beside that build
@@ -50,7 +51,7 @@ log() { echo "test.sh: $*" >&2; }
 cluster_log="$RESULTS/cluster.log"
 # pytest ends on SIGTERM like on Ctrl-C (tests/conftest.py): its fixtures' finalizers stop the cluster by PID. A
 # background job of this script ignores SIGINT (no job control), so the trap sends it SIGTERM.
-BACKGROUND=(tests/cluster)
+BACKGROUND=(tests/cluster tests/spark_jobs/test_stream_kafka.py)
 # The background half: its prerequisites, then pytest in place of this subshell (so $cluster_pid is pytest's uv).
 background() {
     background_prereqs || exit 2

@@ -18,7 +18,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from tributary.config import load_profile
 from tributary.spark_conf import spark_conf
-from tests import event_log
+from tests import SPARK_JAVA_OPTIONS, event_log
 from tests.pipeline_data import load_script
 
 from tributary.local_env import spark_home, task_seconds
@@ -232,7 +232,8 @@ def test_rerun_on_yarn_changes_nothing(pipeline_run, yarn, spark, monkeypatch, c
     """`make run` again, on YARN (`make yarn-run`): the same data lands again (deterministic), the pipeline and the
     stream run again, every Spark job a YARN application."""
     home, first = pipeline_run
-    for key, value in yarn.client_env(home).items():
+    # YARN's containers compile with C1 only, as the tests' JVMs here (tests.SPARK_JAVA_OPTIONS; checked below).
+    for key, value in {**yarn.client_env(home), **SPARK_JAVA_OPTIONS}.items():
         monkeypatch.setenv(key, value)
     second = run_local.run(rows=3000, profile_name="yarn", airflow_home=home / "airflow",
                            summary_path=home / "run-summary-2.json")
@@ -267,6 +268,8 @@ def test_rerun_on_yarn_changes_nothing(pipeline_run, yarn, spark, monkeypatch, c
         assert props["spark.master"] == "yarn"
         assert props["spark.shuffle.service.enabled"] == "true"
         assert props["spark.dynamicAllocation.enabled"] == "true"
+        java_options = SPARK_JAVA_OPTIONS["TRIBUTARY_SPARK_JAVA_OPTIONS"]
+        assert props["spark.executor.extraJavaOptions"] == props["spark.yarn.am.extraJavaOptions"] == java_options
         timelines[f"{event_log.app_name(events).split('-')[1]} {app_id}"] = event_log.executor_timeline(events)
     with capsys.disabled():
         print("\nYARN executors over time (seconds since the application started, executors alive):")
@@ -293,7 +296,7 @@ def test_yarn_releases_idle_executors_and_serves_their_shuffle_output(yarn, tmp_
     """tests/yarn_shuffle_app.py on this YARN with the yarn profile's conf: a shuffle is written, every executor is
     released while the application idles, and new executors read the released ones' map output from the
     NodeManager's spark_shuffle service, so the map stage runs once."""
-    env = {**os.environ, **yarn.client_env(tmp_path / "home"), "SPARK_HOME": spark_home()}
+    env = {**os.environ, **yarn.client_env(tmp_path / "home"), **SPARK_JAVA_OPTIONS, "SPARK_HOME": spark_home()}
     cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", "yarn"]
     for key, value in spark_conf(load_profile("yarn", env=env)).items():
         cmd += ["--conf", f"{key}={value}"]

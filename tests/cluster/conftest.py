@@ -24,7 +24,8 @@ import pytest
 
 from tributary.config import REPO_ROOT
 from tests.cluster.live import REPORT, Live, run
-from tests.cluster.pipeline_run import SPARK_JAVA_OPTIONS, PipelineRun, run_pipeline
+from tests import SPARK_JAVA_OPTIONS
+from tests.cluster.pipeline_run import PipelineRun, run_pipeline
 
 CLUSTER_PY = REPO_ROOT / "k8s" / "cluster" / "cluster.py"
 IMAGES_SH = REPO_ROOT / "k8s" / "cluster" / "images.sh"

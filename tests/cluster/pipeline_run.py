@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 
 from tributary.config import REPO_ROOT
+from tests import SPARK_JAVA_OPTIONS
 from tests.cluster.live import JOBS_NS, Live, driver_api
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
@@ -51,10 +52,6 @@ LOGICAL_DATE = datetime(2026, 11, 28, tzinfo=timezone.utc)
 CONF = {"batch_id": BATCH, "full_refresh": True, "epochs": 3, "seed": 42}  # its batch spans November
 PIPELINE = ("ingest", "features", "train", "promote", "score")
 TTL_S = 150
-# The cluster's Spark drivers and executors compile with C1 only, as the JVMs the tests start on the host do
-# (scripts/test.sh): the kind profile's TRIBUTARY_SPARK_JAVA_OPTIONS, given to the render the tests compare with
-# (conftest.py's platform) and to Airflow, whose tasks render their applications at run time.
-SPARK_JAVA_OPTIONS = {"TRIBUTARY_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"}
 AIRFLOW_PORT = 8093
 RUN_TIMEOUT_S = 2400
 MODEL = "tributary-fraud"
@@ -222,6 +219,8 @@ def run_pipeline(platform: Live, home: Path) -> PipelineRun:
 
     run = PipelineRun("", "", {}, {}, {}, apps_seen)
     t0 = time.monotonic()
+    # The cluster's Spark drivers and executors compile with C1 only (tests.SPARK_JAVA_OPTIONS), given to Airflow,
+    # whose tasks render their applications at run time, and to the render the tests compare with (conftest.py).
     extra_env = {"TRIBUTARY_SPARKAPP_TTL_SECONDS": str(TTL_S), **SPARK_JAVA_OPTIONS}
     with cluster_run.host_airflow(platform, home, AIRFLOW_PORT, extra_env=extra_env) as api:
         platform.report["airflow_ready_s"] = round(time.monotonic() - t0, 1)

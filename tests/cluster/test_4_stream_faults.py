@@ -37,7 +37,8 @@ import yaml
 from tributary.config import REPO_ROOT, load_profile
 from tests.cluster.live import JOBS_NS, Live, driver_api
 from cluster_platform import error_lines  # noqa: E402  (scripts/, on sys.path through tests.cluster.live)
-from tests.cluster.pipeline_run import SESSION, SPARK_JAVA_OPTIONS, TTL_S, PipelineRun, cluster_run
+from tests import SPARK_JAVA_OPTIONS
+from tests.cluster.pipeline_run import SESSION, TTL_S, PipelineRun, cluster_run
 from tests.grafana import charted, exposed
 
 APP = "tributary-stream"
@@ -255,7 +256,7 @@ def test_the_stream_task_created_the_rendered_stream_which_waited_for_the_champi
     # The task rendered it in the cluster, from the kind profile and the environment the chart gives Airflow, in which
     # this session shortens every application's timeToLiveSeconds (TRIBUTARY_SPARKAPP_TTL_SECONDS), the stream's too.
     assert as_rendered["spec"]["timeToLiveSeconds"] != TTL_S
-    # ... and gives every driver and executor its JVM options (pipeline_run.SPARK_JAVA_OPTIONS), both renders alike.
+    # ... and gives every driver and executor its JVM options (tests.SPARK_JAVA_OPTIONS), both renders alike.
     java_options = SPARK_JAVA_OPTIONS["TRIBUTARY_SPARK_JAVA_OPTIONS"]
     assert {app["spec"]["sparkConf"].get(f"spark.{side}.extraJavaOptions") for side in ("driver", "executor")} == {
         java_options}, app["spec"]["sparkConf"]

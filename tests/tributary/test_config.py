@@ -208,6 +208,19 @@ def test_spark_conf_carries_delta_jars_and_dynamic_allocation():
     assert "spark.dynamicAllocation.enabled" not in spark_conf(load_profile("local", env=ENV))
 
 
+@pytest.mark.parametrize("name,keys", [
+    ("yarn", ("spark.driver.extraJavaOptions", "spark.yarn.am.extraJavaOptions", "spark.executor.extraJavaOptions")),
+    ("kind", ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")),
+])
+def test_a_value_that_expands_to_nothing_is_not_set(name, keys):
+    """TRIBUTARY_SPARK_JAVA_OPTIONS unset: no JVM options at all (spark-defaults.conf's apply); set: on each JVM."""
+    unset = spark_conf(load_profile(name, env=ENV), check_jars=False)
+    assert not [key for key in unset if key.endswith("JavaOptions")], unset
+    options = "-XX:TieredStopAtLevel=1 -Xss4m"
+    conf = spark_conf(load_profile(name, env={**ENV, "TRIBUTARY_SPARK_JAVA_OPTIONS": options}), check_jars=False)
+    assert {key: value for key, value in conf.items() if key.endswith("JavaOptions")} == dict.fromkeys(keys, options)
+
+
 def test_missing_jars_fail_fast_with_the_fix(tmp_path):
     env = {**ENV, "TRIBUTARY_JARS_DIR": str(tmp_path)}
     with pytest.raises(ConfigError, match="run `make jars`"):

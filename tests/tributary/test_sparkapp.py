@@ -177,7 +177,7 @@ def test_a_local_clusters_jvm_options_come_from_the_environment_and_are_left_out
     monkeypatch.delenv("TRIBUTARY_SPARK_JAVA_OPTIONS", raising=False)
     conf = render_application(get_job(job), load_profile("kind"))["spec"]["sparkConf"]
     assert not [key for key in conf if "JavaOptions" in key], conf
-    monkeypatch.setenv("TRIBUTARY_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
+    monkeypatch.setenv("TRIBUTARY_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")  # tests.SPARK_JAVA_OPTIONS
     conf = render_application(get_job(job), load_profile("kind"))["spec"]["sparkConf"]
     assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] == "-XX:TieredStopAtLevel=1"
 
