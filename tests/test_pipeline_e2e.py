@@ -268,8 +268,10 @@ def test_rerun_on_yarn_changes_nothing(pipeline_run, yarn, spark, monkeypatch, c
         assert props["spark.master"] == "yarn"
         assert props["spark.shuffle.service.enabled"] == "true"
         assert props["spark.dynamicAllocation.enabled"] == "true"
-        java_options = SPARK_JAVA_OPTIONS["TRIBUTARY_SPARK_JAVA_OPTIONS"]
-        assert props["spark.executor.extraJavaOptions"] == props["spark.yarn.am.extraJavaOptions"] == java_options
+        # The options given, last (Spark writes the module flags it adds on Java 17 before them).
+        for side in ("executor", "yarn.am"):
+            given = props[f"spark.{side}.extraJavaOptions"].split()
+            assert given[-1:] == SPARK_JAVA_OPTIONS["TRIBUTARY_SPARK_JAVA_OPTIONS"].split(), (side, given)
         timelines[f"{event_log.app_name(events).split('-')[1]} {app_id}"] = event_log.executor_timeline(events)
     with capsys.disabled():
         print("\nYARN executors over time (seconds since the application started, executors alive):")

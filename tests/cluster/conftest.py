@@ -2,10 +2,11 @@
 
 One cluster for the whole package, in order (the files are numbered): the cluster itself, the chart, one fraud_pipeline
 run through Airflow on the host with its faults (tests/cluster/pipeline_run.py, the fixture ``pipeline``), which
-first has the fraud_stream task create the stream, that stream under driver faults, and last the uninstall. If a cluster is already running (a
-developer's `make cluster-up`), it is used and left running; otherwise the package starts it and always stops it,
-by PID, also when a test fails. `make test` builds the binaries and the images first, in the background half
-that runs this package (TEST_BACKGROUND_PREREQS, scripts/test.sh).
+first has the fraud_stream task create the stream, that stream under driver faults, and last the uninstall. If a
+cluster is already running (a developer's `make cluster-up`), it is used and left running; otherwise the package
+starts it and always stops it, by PID, also when a test fails. `make test` builds the binaries and the images first,
+in the background half that runs this package (TEST_BACKGROUND_PREREQS, scripts/test.sh). The cluster's Spark JVMs
+compile with C1 only, as the tests' others (tests.SPARK_JAVA_OPTIONS).
 
 Figures for the closing notes (durations, time to Ready, each application's run time, peak memory) are collected
 into var/cluster-test-report.json.
@@ -18,7 +19,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -49,7 +49,8 @@ def cluster():
             pytest.fail(f"cluster.py up failed:\n{up.stderr[-4000:]}")
     live = Live(report={"cluster_up_s": round(time.monotonic() - t0, 1), "reused_running_cluster": already})
     if not already:
-        live.report["cluster_timings_s"] = json.loads((REPO_ROOT / "var" / "cluster" / "up.json").read_text())["timings_s"]
+        up_json = REPO_ROOT / "var" / "cluster" / "up.json"
+        live.report["cluster_timings_s"] = json.loads(up_json.read_text())["timings_s"]
     try:
         yield live
     finally:
