@@ -67,7 +67,7 @@ up: setup $(UP_PREREQS) ## Airflow + MLflow on PostgreSQL, a Spark cluster (DB=s
 down: ## stop what an interrupted `make up` left running (by the PIDs it recorded under var/)
 	$(RUN) python scripts/up.py --down
 
-test: setup $(TEST_PREREQS) ## run every test (tests/cluster beside the rest; see scripts/test.sh)
+test: setup $(TEST_PREREQS) ## run every test (tests/cluster, then the Kafka tests, beside the rest; see scripts/test.sh)
 	@TEST_BACKGROUND_PREREQS="$(strip $(TEST_BACKGROUND_PREREQS))" scripts/test.sh $(PYTEST_ARGS)
 
 bench: setup ## run the benchmarks (benchmarks/README.md) into benchmarks/results; QUICK=1 for CI-sized data
