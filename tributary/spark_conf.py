@@ -8,7 +8,7 @@ It holds:
 - the pinned jars (``make jars``) on the driver and executor class path, so nothing is downloaded at run time;
 - resources and dynamic allocation from the profile;
 - the profile's own ``spark.conf``, which wins; a value that expands to nothing (``${VAR:-}`` with ``VAR`` unset)
-  is not set, so a setting can be switched on from the environment (the kind profile's JVM options).
+  is not set, so a setting can be switched on from the environment (_base.yaml's JVM options).
 
 No Spark import: the DAGs and the renderer use it where pyspark is not installed.
 """

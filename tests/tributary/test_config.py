@@ -211,6 +211,7 @@ def test_spark_conf_carries_delta_jars_and_dynamic_allocation():
 @pytest.mark.parametrize("name,keys", [
     ("yarn", ("spark.driver.extraJavaOptions", "spark.yarn.am.extraJavaOptions", "spark.executor.extraJavaOptions")),
     ("kind", ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")),
+    ("local", ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")),
 ])
 def test_a_value_that_expands_to_nothing_is_not_set(name, keys):
     """TRIBUTARY_SPARK_JAVA_OPTIONS unset: no JVM options at all (spark-defaults.conf's apply); set: on each JVM."""

@@ -17,6 +17,7 @@ import pytest
 from tributary.config import ConfigError, load_profile
 from tributary.registry import get_job, load_jobs
 from tributary.spark_conf import spark_conf
+from tests import SPARK_JAVA_OPTIONS
 from tests.k8s.conftest import PROFILES, REPO_ROOT
 from tributary.sparkapp import K8S_RUN_SUFFIX, metrics_annotations, render_application
 
@@ -177,9 +178,10 @@ def test_a_local_clusters_jvm_options_come_from_the_environment_and_are_left_out
     monkeypatch.delenv("TRIBUTARY_SPARK_JAVA_OPTIONS", raising=False)
     conf = render_application(get_job(job), load_profile("kind"))["spec"]["sparkConf"]
     assert not [key for key in conf if "JavaOptions" in key], conf
-    monkeypatch.setenv("TRIBUTARY_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")  # tests.SPARK_JAVA_OPTIONS
+    (key, options), = SPARK_JAVA_OPTIONS.items()
+    monkeypatch.setenv(key, options)
     conf = render_application(get_job(job), load_profile("kind"))["spec"]["sparkConf"]
-    assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] == "-XX:TieredStopAtLevel=1"
+    assert conf["spark.driver.extraJavaOptions"] == conf["spark.executor.extraJavaOptions"] == options
 
 
 def test_names_are_unique_per_run_and_try_and_valid_kubernetes_names():
