@@ -29,13 +29,16 @@ Definitions: the "previous transaction" is the latest strictly earlier one (ties
 amounts; ``hour_of_day``/``is_night`` are UTC (night = 00:00-05:59); ``speed_kmh_from_prev_txn`` = great-circle
 (haversine) km / hours since the previous transaction (at least 1 s apart by construction).
 
-How it is computed: counts and sums over a window are differences of two running totals (everything up to
-``t - 1`` less everything up to ``t - window - 1``), and the previous transaction is the running latest one, kept
-when it lies within the lookback. Spark adds each row to a running total once, but re-aggregates a bounded frame
-whole for every row, which is quadratic in a busy card's month (benchmarks/README.md, P2s). Counts are exact; a
-window sum equals the frame's own sum up to the double rounding of the running totals (about 1e-16 of the card's
-total spend), and is exactly 0 over no rows. The prior mean, standard deviation and usual country stay on the
-bounded 30-day frame, where an all-equal history keeps a deviation of exactly 0.
+How it is computed: counts and sums over a window are differences of two running totals (everything up to ``t - 1``
+less everything up to ``t - window - 1``), and the previous transaction is the running latest one, kept when it lies
+within the lookback. Spark adds each row to a running total once, but re-aggregates a bounded frame whole for every
+row, which is quadratic in a busy card's month (benchmarks/README.md, P2s). The prior mean and population deviation
+come from running sums of amounts and of their squares; the deviation is exactly 0 when the frame holds one amount
+only (its rows are the last ones up to the previous transaction, so the run of equal amounts ending there is at least
+as long as the frame), where sums of squares would leave rounding. Counts are exact; a sum, mean or deviation equals
+the frame's own up to the double rounding of the running totals (about 1e-16 of the card's totals, relatively more for
+a deviation small against the mean), and a window sum is exactly 0 over no rows. The usual country stays on the
+bounded 30-day frame (Spark's ``mode``).
 
 Incremental runs: with ``--start``/``--end`` (fraud_pipeline passes each run's data interval) the job computes
 features only for the bronze rows whose ``event_time`` lies in the interval, reading bronze back no further than
@@ -132,6 +135,18 @@ def _sum_in(partition: Sequence[str], seconds: int, column: str) -> Column:
     return F.when(_count_in(partition, seconds) > 0, running).otherwise(F.lit(0.0))
 
 
+def _with_equal_run(df: DataFrame) -> DataFrame:
+    """``df`` with ``_equal_run``: how many of the card's rows, in ``(second, transaction_id)`` order, end at this one
+    with its amount unbroken (1 after a different amount). A frame ending at the row holds one amount only when it
+    holds no more rows than that run, which keeps a deviation of exactly 0 where sums of squares would leave rounding
+    (pandas' rolling variance counts the same run)."""
+    order = Window.partitionBy("card_id").orderBy(_TS, "transaction_id")
+    df = df.withColumn("_seq", F.row_number().over(order))
+    df = df.withColumn("_run_start", F.when(~F.lag("amount").over(order).eqNullSafe(F.col("amount")), F.col("_seq")))
+    run_start = F.max("_run_start").over(order.rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    return df.withColumn("_equal_run", F.col("_seq") - run_start + 1).drop("_seq", "_run_start")
+
+
 def haversine_km(lat1: Column, lon1: Column, lat2: Column, lon2: Column) -> Column:
     """Great-circle distance in km between two points given in degrees."""
     dlat = F.radians(lat2 - lat1)
@@ -148,28 +163,36 @@ def compute_card_features(transactions: DataFrame) -> DataFrame:
     window boundaries, tie handling and the defaults used when a card has no history.
     """
     card = ["card_id"]
-    profile_w = _prior(card, LOOKBACK_SECONDS)
-
     df = transactions.select(*INPUT_COLUMNS).withColumn(_TS, F.unix_seconds("event_time"))
+    df = _with_equal_run(df).withColumn("_amount_sq", F.col("amount") * F.col("amount"))
     windowed: dict[str, Column] = {}
     for label, seconds in WINDOWS_SECONDS.items():
         windowed[f"txn_count_{label}"] = _count_in(card, seconds)
         windowed[f"amount_sum_{label}"] = _sum_in(card, seconds, "amount")
     # The latest earlier row of the card, if it lies within the lookback.
-    latest = F.max(F.struct(F.col(_TS), F.col("transaction_id"), F.col("lat"), F.col("lon"))).over(_up_to(card, 1))
+    latest = F.max(F.struct(F.col(_TS), F.col("transaction_id"), F.col("lat"), F.col("lon"), F.col("_equal_run")))
+    latest = latest.over(_up_to(card, 1))
     df = df.withColumns(
         {
             **windowed,
             "_prior_n": _count_in(card, LOOKBACK_SECONDS),
-            # Mean, deviation and mode stay on the bounded frame: exact (an all-equal history has deviation 0,
-            # which a difference of running sums of squares does not keep), at a cost growing with the frame.
-            "_prior_mean": F.avg("amount").over(profile_w),
-            "_prior_std": F.stddev_pop("amount").over(profile_w),
-            "_usual_country": F.mode("country", True).over(profile_w),
+            "_prior_sum": _sum_in(card, LOOKBACK_SECONDS, "amount"),
+            "_prior_sum_sq": _sum_in(card, LOOKBACK_SECONDS, "_amount_sq"),
+            # The usual country stays on the bounded frame, whose cost grows with it (benchmarks/README.md, P2s).
+            "_usual_country": F.mode("country", True).over(_prior(card, LOOKBACK_SECONDS)),
             "_prev": F.when(latest[_TS] >= F.col(_TS) - LOOKBACK_SECONDS, latest),
             "_category_n": _count_in(["card_id", "merchant_category"], LOOKBACK_SECONDS),
         }
     )
+    # Population mean and deviation of the prior amounts from their sums; exactly 0 when they are all one amount:
+    # the frame's rows are the last _prior_n up to the previous row, all equal when its equal run is that long.
+    n = F.col("_prior_n")
+    mean = F.when(n > 0, F.col("_prior_sum") / n)
+    variance = F.greatest(F.lit(0.0), (F.col("_prior_sum_sq") - F.col("_prior_sum") * mean) / n)
+    df = df.withColumns({
+        "_prior_mean": mean,
+        "_prior_std": F.when(F.col("_prev._equal_run") >= n, F.lit(0.0)).otherwise(F.sqrt(variance)),
+    })
 
     has_prev = F.col("_prev").isNotNull()
     gap_s = F.col(_TS) - F.col(f"_prev.{_TS}")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -208,6 +209,56 @@ def test_category_share_and_is_foreign(spark):
         ["transaction_id", "merchant_category_prior_share", "is_foreign"],
     )
     assertDataFrameEqual(got, expected)
+
+
+def test_a_history_of_one_amount_has_a_deviation_of_exactly_zero(spark):
+    """The deviation comes from running sums of amounts and squares, whose rounding leaves a tiny positive variance for
+    some repeated amounts (three 12.34s: about 2e-7): a z-score of 1e8 unless equal histories are caught."""
+    day = 86_400
+    rows = [txn(f"e{k}", 60 * k, 12.34) for k in range(3)] + [txn("e-next", 180, 50.0)]
+    rows += [txn(f"s{k}", 60 * k, 19.99, card="six") for k in range(6)] + [txn("s-next", 360, 30.0, card="six")]
+    # an older, different amount outside the 30-day frame does not break the frame's equal history
+    rows += [txn("o-old", -31 * day, 5.0, card="old")] + [txn(f"o{k}", 60 * k, 12.34, card="old") for k in range(3)]
+    rows += [txn("o-next", 180, 50.0, card="old")]
+    # one different amount inside the frame does
+    broken = [12.34, 12.34, 13.0, 12.34]
+    rows += [txn(f"b{k}", 60 * k, a, card="broken") for k, a in enumerate(broken)]
+    rows += [txn("b-next", 240, 50.0, card="broken")]
+    got = features_of(spark, rows)
+    for tid in ("e-next", "s-next", "o-next"):
+        assert got[tid]["amount_zscore"] == 0.0, tid
+    assert got["e-next"]["amount_to_prior_mean"] == pytest.approx(50.0 / 12.34, rel=1e-12)
+    assert got["o-next"]["card_prior_txn_count"] == 3.0
+    mean = sum(broken) / 4
+    std = math.sqrt(sum((a - mean) ** 2 for a in broken) / 4)
+    assert got["b-next"]["amount_zscore"] == pytest.approx((50.0 - mean) / std, rel=1e-9)
+    assert got["b3"]["amount_zscore"] == pytest.approx((12.34 - 37.68 / 3) / math.sqrt(2 * 0.66**2 / 9), rel=1e-9)
+
+
+def test_profile_features_equal_the_bounded_frame_aggregates_they_replace(spark):
+    """The prior mean and deviation come from running sums (linear in the rows); on random cards with repeated amounts,
+    tied countries, concurrent seconds and rows leaving the 30-day frame they, and the usual country, equal Spark's own
+    ``avg``, ``stddev_pop`` and ``mode(country, true)`` over ``rangeBetween(-30 days, -1)``."""
+    rng = random.Random(9)
+    rows = []
+    for k in range(3_000):
+        card = f"c{min(rng.randrange(60), rng.randrange(60))}"  # some cards far busier than others
+        offset = rng.randrange(45 * 86_400) // rng.choice((1, 600)) * rng.choice((1, 600))  # many shared seconds
+        amount = rng.choice((12.34, 12.34, 19.99, 0.1, 250.0, rng.uniform(0, 500)))
+        rows.append(txn(f"r{k}", offset, amount, card=card, country=rng.choice(("DE", "FR", "FR", "US"))))
+    df = bronze(spark, rows)
+    frame = Window.partitionBy("card_id").orderBy(F.unix_seconds("event_time")).rangeBetween(-LOOKBACK_SECONDS, -1)
+    mean, std = F.avg("amount").over(frame), F.stddev_pop("amount").over(frame)
+    reference = df.select(
+        "transaction_id",
+        F.when(mean > 0, F.col("amount") / mean).otherwise(1.0).alias("amount_to_prior_mean"),
+        F.when(std > 0, (F.col("amount") - mean) / std).otherwise(0.0).alias("amount_zscore"),
+        F.coalesce((F.col("country") != F.mode("country", True).over(frame)).cast("double"), F.lit(0.0))
+        .alias("is_foreign"),
+    )
+    got = pick(compute_card_features(df), ["amount_to_prior_mean", "amount_zscore", "is_foreign"])
+    assertDataFrameEqual(got, reference, rtol=1e-9, atol=1e-9)
+    assert reference.where("is_foreign = 1").count() > 300  # the usual country is not trivially every row's
 
 
 def test_time_of_day_and_channel_flags(spark):
