@@ -34,11 +34,12 @@ less everything up to ``t - window - 1``), and the previous transaction is the r
 within the lookback. Spark adds each row to a running total once, but re-aggregates a bounded frame whole for every
 row, which is quadratic in a busy card's month (benchmarks/README.md, P2s). The prior mean and population deviation
 come from running sums of amounts and of their squares; the deviation is exactly 0 when the frame holds one amount
-only (its rows are the last ones up to the previous transaction, so the run of equal amounts ending there is at least
-as long as the frame), where sums of squares would leave rounding. Counts are exact; a sum, mean or deviation equals
-the frame's own up to the double rounding of the running totals (about 1e-16 of the card's totals, relatively more for
-a deviation small against the mean), and a window sum is exactly 0 over no rows. The usual country stays on the
-bounded 30-day frame (Spark's ``mode``).
+only, where sums of squares would leave rounding: each row carries whether the card's next row, in ``(second,
+transaction_id)`` order, has another amount, and the frame's rows, consecutive in that order and ending at the previous
+transaction, hold one amount when their changes are the previous transaction's own. Counts are exact; a sum, mean
+or deviation equals the frame's own up to the double rounding of the running totals (about 1e-16 of the card's
+totals, relatively more for a deviation small against the mean), and a window sum is exactly 0 over no rows. The
+usual country stays on the bounded 30-day frame (Spark's ``mode``).
 
 Incremental runs: with ``--start``/``--end`` (fraud_pipeline passes each run's data interval) the job computes
 features only for the bronze rows whose ``event_time`` lies in the interval, reading bronze back no further than
@@ -113,38 +114,50 @@ def _prior(partition: Sequence[str], seconds: int) -> "WindowSpec":
     return Window.partitionBy(*partition).orderBy(_TS).rangeBetween(-seconds, -1)
 
 
-def _up_to(partition: Sequence[str], seconds_before: int) -> "WindowSpec":
-    """Frame of the same partition's rows at ``t - seconds_before`` or earlier: every earlier row, which Spark
-    aggregates as a running total (each row added once), unlike a bounded frame, which it re-aggregates whole for
-    every row (a card's 30-day frame holds its whole month: quadratic on a busy card)."""
-    return Window.partitionBy(*partition).orderBy(_TS).rangeBetween(Window.unboundedPreceding, -seconds_before)
+class _Running:
+    """Counts and sums over ``[t - seconds, t - 1]`` of one partition's rows, as differences of running totals.
+
+    A running total is every row at ``t - seconds_before`` or earlier, which Spark aggregates once per row, unlike a
+    bounded frame, which it re-aggregates whole for every row (a card's 30-day frame holds its whole month: quadratic
+    on a busy card). Each window spec and running count is built once: a DataFrame's plan is built call by call over
+    py4j, and a stream builds it again for every micro-batch."""
+
+    def __init__(self, partition: Sequence[str]) -> None:
+        self.partition = list(partition)
+        self._specs: dict[int, "WindowSpec"] = {}
+        self._counts: dict[int, Column] = {}
+
+    def up_to(self, seconds_before: int) -> "WindowSpec":
+        """The partition's rows at ``t - seconds_before`` or earlier."""
+        if seconds_before not in self._specs:
+            self._specs[seconds_before] = Window.partitionBy(*self.partition).orderBy(_TS).rangeBetween(
+                Window.unboundedPreceding, -seconds_before)
+        return self._specs[seconds_before]
+
+    def _count_up_to(self, seconds_before: int) -> Column:
+        if seconds_before not in self._counts:
+            self._counts[seconds_before] = F.count(F.lit(1)).over(self.up_to(seconds_before))
+        return self._counts[seconds_before]
+
+    def count_in(self, seconds: int) -> Column:
+        """Rows in ``[t - seconds, t - 1]`` (exact)."""
+        return self._count_up_to(1) - self._count_up_to(seconds + 1)
+
+    def sum_in(self, seconds: int, value: Column) -> Column:
+        """``value``'s sum over ``[t - seconds, t - 1]``: 0 over no rows; otherwise the frame's own sum up to the
+        double rounding of the running totals (exact for whole numbers)."""
+        running = F.sum(value).over(self.up_to(1)) - F.coalesce(F.sum(value).over(self.up_to(seconds + 1)),
+                                                                 F.lit(0.0))
+        return F.when(self.count_in(seconds) > 0, running).otherwise(F.lit(0.0))
 
 
-def _count_in(partition: Sequence[str], seconds: int) -> Column:
-    """Rows of the partition in ``[t - seconds, t - 1]``: the running count up to ``t - 1`` less the one up to
-    ``t - seconds - 1`` (exact)."""
-    one = F.lit(1)
-    return F.count(one).over(_up_to(partition, 1)) - F.count(one).over(_up_to(partition, seconds + 1))
-
-
-def _sum_in(partition: Sequence[str], seconds: int, column: str) -> Column:
-    """``column``'s sum over ``[t - seconds, t - 1]`` as a difference of running sums (0 over no rows; otherwise
-    equal to the frame's own sum up to double rounding of the running totals)."""
-    running = F.sum(column).over(_up_to(partition, 1)) - F.coalesce(
-        F.sum(column).over(_up_to(partition, seconds + 1)), F.lit(0.0))
-    return F.when(_count_in(partition, seconds) > 0, running).otherwise(F.lit(0.0))
-
-
-def _with_equal_run(df: DataFrame) -> DataFrame:
-    """``df`` with ``_equal_run``: how many of the card's rows, in ``(second, transaction_id)`` order, end at this one
-    with its amount unbroken (1 after a different amount). A frame ending at the row holds one amount only when it
-    holds no more rows than that run, which keeps a deviation of exactly 0 where sums of squares would leave rounding
-    (pandas' rolling variance counts the same run)."""
-    order = Window.partitionBy("card_id").orderBy(_TS, "transaction_id")
-    df = df.withColumn("_seq", F.row_number().over(order))
-    df = df.withColumn("_run_start", F.when(~F.lag("amount").over(order).eqNullSafe(F.col("amount")), F.col("_seq")))
-    run_start = F.max("_run_start").over(order.rowsBetween(Window.unboundedPreceding, Window.currentRow))
-    return df.withColumn("_equal_run", F.col("_seq") - run_start + 1).drop("_seq", "_run_start")
+def _with_amount_change(df: DataFrame) -> DataFrame:
+    """``df`` with ``_changes``: 1 where the card's next row in ``(second, transaction_id)`` order has another amount,
+    else 0. A frame's rows are consecutive in that order and end at the previous transaction, so they hold one amount
+    only when their ``_changes`` sum to the previous transaction's own: that keeps a deviation of exactly 0 where sums
+    of squares would leave rounding."""
+    following = F.lead("amount").over(Window.partitionBy("card_id").orderBy(_TS, "transaction_id"))
+    return df.withColumn("_changes", F.when(following.isNotNull() & (following != F.col("amount")), 1).otherwise(0))
 
 
 def haversine_km(lat1: Column, lon1: Column, lat2: Column, lon2: Column) -> Column:
@@ -162,42 +175,38 @@ def compute_card_features(transactions: DataFrame) -> DataFrame:
     ``KEY_COLUMNS`` + ``FEATURE_COLUMNS``, every feature a non-null double. See the module docstring for the
     window boundaries, tie handling and the defaults used when a card has no history.
     """
-    card = ["card_id"]
-    df = transactions.select(*INPUT_COLUMNS).withColumn(_TS, F.unix_seconds("event_time"))
-    df = _with_equal_run(df).withColumn("_amount_sq", F.col("amount") * F.col("amount"))
+    card, card_category = _Running(["card_id"]), _Running(["card_id", "merchant_category"])
+    df = _with_amount_change(transactions.select(*INPUT_COLUMNS).withColumn(_TS, F.unix_seconds("event_time")))
     windowed: dict[str, Column] = {}
     for label, seconds in WINDOWS_SECONDS.items():
-        windowed[f"txn_count_{label}"] = _count_in(card, seconds)
-        windowed[f"amount_sum_{label}"] = _sum_in(card, seconds, "amount")
+        windowed[f"txn_count_{label}"] = card.count_in(seconds)
+        windowed[f"amount_sum_{label}"] = card.sum_in(seconds, F.col("amount"))
     # The latest earlier row of the card, if it lies within the lookback.
-    latest = F.max(F.struct(F.col(_TS), F.col("transaction_id"), F.col("lat"), F.col("lon"), F.col("_equal_run")))
-    latest = latest.over(_up_to(card, 1))
+    latest = F.max(F.struct(F.col(_TS), F.col("transaction_id"), F.col("lat"), F.col("lon"), F.col("_changes")))
+    latest = latest.over(card.up_to(1))
     df = df.withColumns(
         {
             **windowed,
-            "_prior_n": _count_in(card, LOOKBACK_SECONDS),
-            "_prior_sum": _sum_in(card, LOOKBACK_SECONDS, "amount"),
-            "_prior_sum_sq": _sum_in(card, LOOKBACK_SECONDS, "_amount_sq"),
+            "_prior_n": card.count_in(LOOKBACK_SECONDS),
+            "_prior_sum": card.sum_in(LOOKBACK_SECONDS, F.col("amount")),
+            "_prior_sum_sq": card.sum_in(LOOKBACK_SECONDS, F.col("amount") * F.col("amount")),
+            "_prior_changes": card.sum_in(LOOKBACK_SECONDS, F.col("_changes")),
             # The usual country stays on the bounded frame, whose cost grows with it (benchmarks/README.md, P2s).
-            "_usual_country": F.mode("country", True).over(_prior(card, LOOKBACK_SECONDS)),
+            "_usual_country": F.mode("country", True).over(_prior(["card_id"], LOOKBACK_SECONDS)),
             "_prev": F.when(latest[_TS] >= F.col(_TS) - LOOKBACK_SECONDS, latest),
-            "_category_n": _count_in(["card_id", "merchant_category"], LOOKBACK_SECONDS),
+            "_category_n": card_category.count_in(LOOKBACK_SECONDS),
         }
     )
-    # Population mean and deviation of the prior amounts from their sums; exactly 0 when they are all one amount:
-    # the frame's rows are the last _prior_n up to the previous row, all equal when its equal run is that long.
+    # Population mean and deviation of the prior amounts from their sums; exactly 0 when they are one amount: no
+    # change between the frame's rows, whose changes then are the previous transaction's own (to the row after it).
     n = F.col("_prior_n")
     mean = F.when(n > 0, F.col("_prior_sum") / n)
     variance = F.greatest(F.lit(0.0), (F.col("_prior_sum_sq") - F.col("_prior_sum") * mean) / n)
-    df = df.withColumns({
-        "_prior_mean": mean,
-        "_prior_std": F.when(F.col("_prev._equal_run") >= n, F.lit(0.0)).otherwise(F.sqrt(variance)),
-    })
+    std = F.when(F.col("_prior_changes") == F.col("_prev._changes"), F.lit(0.0)).otherwise(F.sqrt(variance))
 
     has_prev = F.col("_prev").isNotNull()
     gap_s = F.col(_TS) - F.col(f"_prev.{_TS}")
     km = haversine_km(F.col("_prev.lat"), F.col("_prev.lon"), F.col("lat"), F.col("lon"))
-    mean, std = F.col("_prior_mean"), F.col("_prior_std")
     hour = F.floor(F.pmod(F.col(_TS), F.lit(DAY_SECONDS)) / HOUR_SECONDS)
     features: dict[str, Column] = {
         "amount": F.col("amount"),
