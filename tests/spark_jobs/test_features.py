@@ -235,6 +235,32 @@ def test_a_history_of_one_amount_has_a_deviation_of_exactly_zero(spark):
     assert got["b3"]["amount_zscore"] == pytest.approx((12.34 - 37.68 / 3) / math.sqrt(2 * 0.66**2 / 9), rel=1e-9)
 
 
+def test_the_one_amount_check_counts_changes_inside_the_frame_only_in_second_and_id_order(spark):
+    """A row's change is to the card's next row in ``(second, transaction_id)`` order. The previous transaction's own
+    change leads out of the frame (here to rows of the current second), so it never breaks an equal frame; two
+    amounts in the frame's last second do, whichever of them is the previous transaction."""
+    rows = [txn(f"u{k}", 60 * k, 12.34, card="tie") for k in range(3)]
+    rows += [txn("u-a", 180, 50.0, card="tie"), txn("u-b", 180, 7.0, card="tie")]  # concurrent, both see u0-u2
+    split = [("p0", 0, 12.34), ("p1", 60, 12.34), ("p2-a", 120, 12.34), ("p2-b", 120, 13.0)]
+    rows += [txn(tid, offset, amount, card="split") for tid, offset, amount in split]
+    rows += [txn("p-next", 180, 50.0, card="split")]
+    # the same amounts in the last second, the other one last by id: the previous transaction holds 12.34 this time
+    rows += [txn(tid, offset, amount, card="swap") for tid, offset, amount in
+             [("q0", 0, 12.34), ("q1", 60, 12.34), ("q2-a", 120, 13.0), ("q2-b", 120, 12.34)]]
+    rows += [txn("q-next", 180, 50.0, card="swap")]
+    got = features_of(spark, rows)
+    for tid in ("u-a", "u-b"):
+        assert got[tid]["amount_zscore"] == 0.0, tid
+        assert got[tid]["card_prior_txn_count"] == 3.0, tid
+    amounts = [12.34, 12.34, 12.34, 13.0]
+    mean = sum(amounts) / 4
+    std = math.sqrt(sum((a - mean) ** 2 for a in amounts) / 4)
+    for tid in ("p-next", "q-next"):
+        assert got[tid]["amount_zscore"] == pytest.approx((50.0 - mean) / std, rel=1e-9), tid
+    # p2-b and q2-b see only the two 12.34s before their second (concurrent rows never see each other)
+    assert got["p2-b"]["amount_zscore"] == got["q2-b"]["amount_zscore"] == 0.0
+
+
 def test_profile_features_equal_the_bounded_frame_aggregates_they_replace(spark):
     """The prior mean and deviation come from running sums (linear in the rows); on random cards with repeated amounts,
     tied countries, concurrent seconds and rows leaving the 30-day frame they, and the usual country, equal Spark's own
