@@ -216,16 +216,18 @@ def run(quick: bool, work: Path) -> Result:
 
     # A quick run (the smoke test in `make test`) checks that every method runs and writes; its figures are never
     # reported, so it skips the untimed warm-ups, a quarter of its method runs.
-    warmup = 0 if quick else 1
+    def runs(method: Any) -> list[float]:
+        return repeat(method, warmup=0 if quick else 1)
+
     t0 = time.monotonic()
     figures = {
-        "tributary": per_core(rows, repeat(tributary, warmup=warmup), cores),
-        "(d) tributary via mapInPandas (before)": per_core(rows, repeat(tributary_pandas, warmup=warmup), cores),
-        "(a) plain python": per_core(rows, repeat(plain_python, warmup=warmup), 1),
-        "(a0) numpy in memory": per_core(rows, repeat(numpy_in_memory, warmup=warmup), 1),
-        "(b) row UDF": per_core(udf_rows, repeat(row_udf, warmup=warmup), cores),
-        "(c) mlflow spark_udf": per_core(rows, repeat(mlflow_udf, warmup=warmup), cores),
-        "(e) spark copy, no scoring": per_core(rows, repeat(spark_copy, warmup=warmup), cores),
+        "tributary": per_core(rows, runs(tributary), cores),
+        "(d) tributary via mapInPandas (before)": per_core(rows, runs(tributary_pandas), cores),
+        "(a) plain python": per_core(rows, runs(plain_python), 1),
+        "(a0) numpy in memory": per_core(rows, runs(numpy_in_memory), 1),
+        "(b) row UDF": per_core(udf_rows, runs(row_udf), cores),
+        "(c) mlflow spark_udf": per_core(rows, runs(mlflow_udf), cores),
+        "(e) spark copy, no scoring": per_core(rows, runs(spark_copy), cores),
     }
     measured_s = round(time.monotonic() - t0, 1)
     scored = spark.read.format("delta").load(str(work / "out" / "tributary"))
