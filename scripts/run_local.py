@@ -5,7 +5,7 @@ Steps (each one is a real component; nothing is simulated):
 2. ``airflow dags test fraud_pipeline`` on the profile (SQLite metadata DB under var/airflow): ingest, features,
    train, promote, score, each a spark-submit through the launcher;
 3. land a second batch, one file, into landing/stream and ``airflow dags test fraud_stream`` (availableNow: one
-   micro-batch, as the local profile takes one file per micro-batch and each costs about 12 s of fixed work);
+   micro-batch, as the local profile takes one file per micro-batch and each costs about 10 s of fixed work);
 4. ``spark_jobs.summary`` writes var/run-summary.json, printed as a table, with each step's and each Airflow
    task's wall seconds; ``spark_jobs.report`` renders it, the tables and the models as var/run-report.html.
 
