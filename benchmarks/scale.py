@@ -9,9 +9,8 @@ machine, the versions, the wall time and each step's and task's, and what was me
   process, the largest sum at one moment and the largest single process: the Spark JVMs (on the local profile each
   job's driver JVM runs its executors too, ``local[2]``), the jobs' Python drivers, Spark's Python workers (the
   ``pyspark.daemon`` and its forks), and the rest (Airflow's processes, the scripts);
-- Spark writes an event log per application into the run's state directory (a ``SPARK_CONF_DIR`` of its own: the
-  checkout's conf/spark plus ``spark.eventLog.*`` in spark-defaults.conf), from which ``shuffles`` sums the shuffle
-  bytes and records each stage's tasks wrote.
+- Spark writes an event log per application, uncompressed, into the run's state directory (``run_env``), from
+  which ``shuffles`` sums the shuffle bytes and records each stage's tasks wrote. The run fails if it finds none.
 
 One run, not three: a million rows take many minutes here, and P4 (``make bench``) times ``make run`` at that size
 against its baseline. Usage::
@@ -158,27 +157,33 @@ def shuffles(events_dir: Path) -> list[dict[str, Any]]:
     return sorted(stages, key=lambda s: -s["bytes"])
 
 
-def spark_conf_dir(home: Path) -> Path:
-    """A SPARK_CONF_DIR for one run: the checkout's conf/spark, plus event logs into ``home``/spark-events."""
+def run_env(home: Path) -> dict[str, str]:
+    """What ``make scale`` adds to ``make run``'s environment so that every application's event log lands, readable,
+    in ``home``/spark-events: the profile's own event log directory moved there (``TRIBUTARY_SPARK_EVENTS``: the local
+    profile sets ``spark.eventLog.dir`` from it, and a profile's conf wins over spark-defaults.conf), and a
+    ``SPARK_CONF_DIR`` of its own (the checkout's conf/spark) whose spark-defaults.conf turns the logs' compression off
+    (Spark 4 writes them zstd-compressed, which Python's standard library cannot read)."""
     conf, events = home / "spark-conf", home / "spark-events"
     shutil.copytree(REPO_ROOT / "conf" / "spark", conf)
     events.mkdir()
     with (conf / "spark-defaults.conf").open("a") as defaults:
-        defaults.write(f"spark.eventLog.enabled true\nspark.eventLog.dir {events.as_uri()}\n"
-                       "spark.eventLog.compress false\n")
-    return conf
+        defaults.write("spark.eventLog.compress false\n")
+    return {"SPARK_CONF_DIR": str(conf), "TRIBUTARY_SPARK_EVENTS": events.as_uri()}
 
 
 def measured_run(rows: int, home: Path) -> dict[str, Any]:
     """One ``make run`` of ``rows`` in ``home``, with its memory sampled and its event logs read back."""
-    conf = spark_conf_dir(home)
+    extra_env = run_env(home)
     memory = ProcessMemory()
     memory.start()
     try:
-        run = orchestrated(rows, home, extra_env={"SPARK_CONF_DIR": str(conf)})
+        run = orchestrated(rows, home, extra_env=extra_env)
     finally:
         peaks = memory.stop()
     stages = shuffles(home / "spark-events")
+    if not stages:  # every make run shuffles (ingest's dedupe, the features' windows): the logs went elsewhere
+        raise RuntimeError(f"no Spark application logged a shuffle under {home / 'spark-events'}; check that the "
+                           "profile's spark.eventLog.dir follows TRIBUTARY_SPARK_EVENTS")
     by_app: dict[str, int] = defaultdict(int)
     for stage in stages:
         by_app[stage["application"]] += stage["bytes"]

@@ -1,5 +1,6 @@
-"""``make scale``'s instruments on real processes: the per-kind memory sampler and the command's own checks. Its
-shuffle reader runs on a real event log in tests/test_standalone_cluster.py. The scale run itself (a million rows,
+"""``make scale``'s instruments on real processes: the per-kind memory sampler, where its environment makes Spark
+write event logs, and the command's own checks. Its shuffle reader runs on a real event log of a standalone cluster
+in tests/test_standalone_cluster.py too. The scale run itself (a million rows,
 many minutes) is run by hand; its result is committed under benchmarks/results/scale/."""
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ import subprocess
 import sys
 import time
 
-from benchmarks.scale import KINDS, ProcessMemory, kind_of
+from benchmarks.make_run import home_env
+from benchmarks.scale import KINDS, ProcessMemory, kind_of, run_env, shuffles
 from tributary.config import REPO_ROOT
 
 HOLD = "import sys, time; block = b'x' * ({mib} << 20); print('ready', flush=True); time.sleep(30)"
@@ -50,3 +52,25 @@ def test_the_command_refuses_too_few_rows():
     done = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--rows", "100"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--rows must be at least 3000" in done.stderr
+
+
+SHUFFLE_JOB = """
+from spark_jobs.session import build_session
+from tributary.config import load_profile
+spark = build_session(load_profile("local"), "scale-env-probe")
+spark.range(1000).selectExpr("id % 7 AS k").groupBy("k").count().collect()
+spark.stop()
+"""
+
+
+def test_make_scale_environment_leaves_each_applications_shuffles_where_it_reads_them(tmp_path):
+    # A Spark application started the way make run's jobs get their conf (the local profile through the session
+    # factory), in make scale's environment: its event log lands uncompressed where the shuffle reader looks, even
+    # though the profile sets spark.eventLog.dir itself (a profile's conf wins over spark-defaults.conf).
+    env = home_env(tmp_path, run_env(tmp_path))
+    done = subprocess.run([sys.executable, "-c", SHUFFLE_JOB], env=env, cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    stages = shuffles(tmp_path / "spark-events")
+    assert stages and {s["application"] for s in stages} == {"scale-env-probe"}, stages
+    assert stages[0]["bytes"] > 0 and stages[0]["records"] >= 7, stages
