@@ -157,13 +157,18 @@ def shuffles(events_dir: Path) -> list[dict[str, Any]]:
     return sorted(stages, key=lambda s: -s["bytes"])
 
 
+def events_dir(home: Path) -> Path:
+    """Where ``make scale``'s run in ``home`` has Spark write its event logs (``run_env``) and reads them back."""
+    return home / "spark-events"
+
+
 def run_env(home: Path) -> dict[str, str]:
     """What ``make scale`` adds to ``make run``'s environment so that every application's event log lands, readable,
-    in ``home``/spark-events: the profile's own event log directory moved there (``TRIBUTARY_SPARK_EVENTS``: the local
+    in ``events_dir(home)``: the profile's own event log directory moved there (``TRIBUTARY_SPARK_EVENTS``: the local
     profile sets ``spark.eventLog.dir`` from it, and a profile's conf wins over spark-defaults.conf), and a
     ``SPARK_CONF_DIR`` of its own (the checkout's conf/spark) whose spark-defaults.conf turns the logs' compression off
     (Spark 4 writes them zstd-compressed, which Python's standard library cannot read)."""
-    conf, events = home / "spark-conf", home / "spark-events"
+    conf, events = home / "spark-conf", events_dir(home)
     shutil.copytree(REPO_ROOT / "conf" / "spark", conf)
     events.mkdir()
     with (conf / "spark-defaults.conf").open("a") as defaults:
@@ -180,9 +185,9 @@ def measured_run(rows: int, home: Path) -> dict[str, Any]:
         run = orchestrated(rows, home, extra_env=extra_env)
     finally:
         peaks = memory.stop()
-    stages = shuffles(home / "spark-events")
+    stages = shuffles(events_dir(home))
     if not stages:  # every make run shuffles (ingest's dedupe, the features' windows): the logs went elsewhere
-        raise RuntimeError(f"no Spark application logged a shuffle under {home / 'spark-events'}; check that the "
+        raise RuntimeError(f"no Spark application logged a shuffle under {events_dir(home)}; check that the "
                            "profile's spark.eventLog.dir follows TRIBUTARY_SPARK_EVENTS")
     by_app: dict[str, int] = defaultdict(int)
     for stage in stages:

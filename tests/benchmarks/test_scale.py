@@ -1,7 +1,7 @@
 """``make scale``'s instruments on real processes: the per-kind memory sampler, where its environment makes Spark
 write event logs, and the command's own checks. Its shuffle reader runs on a real event log of a standalone cluster
-in tests/test_standalone_cluster.py too. The scale run itself (a million rows,
-many minutes) is run by hand; its result is committed under benchmarks/results/scale/."""
+in tests/test_standalone_cluster.py too. The scale run itself (a million rows, many minutes) is run by hand; its
+result is committed under benchmarks/results/scale/."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import time
 
 from benchmarks.make_run import home_env
-from benchmarks.scale import KINDS, ProcessMemory, kind_of, run_env, shuffles
+from benchmarks.scale import KINDS, ProcessMemory, events_dir, kind_of, run_env, shuffles
 from tributary.config import REPO_ROOT
 
 HOLD = "import sys, time; block = b'x' * ({mib} << 20); print('ready', flush=True); time.sleep(30)"
@@ -71,6 +71,6 @@ def test_make_scale_environment_leaves_each_applications_shuffles_where_it_reads
     done = subprocess.run([sys.executable, "-c", SHUFFLE_JOB], env=env, cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    stages = shuffles(tmp_path / "spark-events")
+    stages = shuffles(events_dir(tmp_path))
     assert stages and {s["application"] for s in stages} == {"scale-env-probe"}, stages
     assert stages[0]["bytes"] > 0 and stages[0]["records"] >= 7, stages
