@@ -48,8 +48,11 @@ def importable(folder: str) -> None:
 
 
 def home_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment with ``home`` as the state directory and this checkout's jars, ``extra`` last."""
-    env = {**os.environ, **(extra or {})}
+    """This process's environment with ``home`` as the state directory (its event logs and lineage in its own var/,
+    as ``make run`` has them, whatever the benchmark's own process logs to) and this checkout's jars, ``extra``
+    last."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TRIBUTARY_SPARK_EVENTS", "TRIBUTARY_LINEAGE")}
+    env.update(extra or {})
     env["TRIBUTARY_HOME"] = str(home)
     env["TRIBUTARY_PROFILE"] = PROFILE
     env.setdefault("TRIBUTARY_JARS_DIR", str(REPO_ROOT / "var" / "jars"))
@@ -132,13 +135,14 @@ def job_args(batch_id: str, as_of: str, params: dict[str, Any]) -> dict[str, lis
             "promote": [f"--version={params['promote_version'] or ''}"], "score": interval}
 
 
-def submit_command(job_name: str, args: list[str]) -> list[str]:
-    """The spark-submit line the launcher's SparkSubmitOperator runs for ``job_name`` on the local profile."""
+def submit_command(job_name: str, args: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """The spark-submit line the launcher's SparkSubmitOperator runs for ``job_name`` on the local profile, its
+    paths (event logs, lineage) resolved in ``env`` (default: this process's), as the task's would be in its own."""
     from tributary.config import load_profile
     from tributary.registry import get_job
     from tributary.spark_conf import spark_conf
 
-    profile = load_profile(PROFILE)
+    profile = load_profile(PROFILE, env)
     conf = [item for key, value in spark_conf(profile, check_jars=False).items()
             for item in ("--conf", f"{key}={value}")]
     return ["spark-submit", "--master", profile.spark_master, *conf, "--name", f"tributary-{job_name}",
@@ -158,7 +162,8 @@ def direct(rows: int, home: Path, params: dict[str, Any]) -> dict[str, float]:
     seconds = {}
     for job_name, args in job_args(BATCH_ID, as_of, params).items():
         t0 = time.perf_counter()
-        done = subprocess.run(submit_command(job_name, args), env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+        done = subprocess.run(submit_command(job_name, args, env), env=env, cwd=REPO_ROOT, capture_output=True,
+                              text=True)
         seconds[job_name] = time.perf_counter() - t0
         if done.returncode:
             raise RuntimeError(f"spark-submit {job_name} ({rows} rows) failed: {done.stderr[-3000:]}")

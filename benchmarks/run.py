@@ -15,6 +15,7 @@ import argparse
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,11 +43,14 @@ SMOKE = ("P1_scoring", "P5_dag_parse")
 
 
 def child_env(work: Path) -> dict[str, str]:
-    """The benchmark's environment: this checkout importable by Spark's Python workers too, and an Airflow home
-    of its own (no state of ``make run`` touched)."""
+    """The benchmark's environment: this checkout importable by Spark's Python workers too, and an Airflow home,
+    Spark event logs and OpenLineage events of its own (no state of ``make run`` touched: its History Server and
+    ``tributary lineage`` never see a benchmark's applications)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("TRIBUTARY_HOME", str(REPO_ROOT))
+    env["TRIBUTARY_SPARK_EVENTS"] = (work / "spark-events").as_uri()
+    env["TRIBUTARY_LINEAGE"] = str(work / "lineage")
     env["AIRFLOW_HOME"] = str(work / "airflow")
     env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{work / 'airflow' / 'airflow.db'}"
@@ -66,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI-sized data and fewer repeats")
     parser.add_argument("--only", default="", help=f"comma-separated benchmarks; of {', '.join(BENCHMARKS)}")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where results go (default %(default)s)")
-    parser.add_argument("--work", type=Path, help="scratch space (default: a temporary directory, removed)")
+    parser.add_argument("--work", type=Path, help="scratch space, a folder per benchmark, emptied before it runs "
+                        "(default: a temporary directory, removed)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one benchmark in this process
     args = parser.parse_args(argv)
     if args.one:
@@ -80,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tributary-bench-") as scratch:
         for name in names:
             work = (args.work or Path(scratch)) / name
+            shutil.rmtree(work, ignore_errors=True)  # a re-run starts clean: no MLflow, Delta or Airflow state left
             print(f"bench: {name} ({'quick' if args.quick else 'full'}) ...", flush=True)
             t0 = time.monotonic()
             cmd = [sys.executable, "-m", "benchmarks.run", "--one", name, "--out", str(args.out), "--work", str(work),

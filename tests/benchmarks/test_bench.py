@@ -16,6 +16,9 @@ from tributary.config import REPO_ROOT
 
 def test_quick_benchmarks_run_and_write_results_and_plots(tmp_path):
     out = tmp_path / "results"
+    stale = tmp_path / "work" / "P1_scoring" / "mlflow.db"  # what a killed or earlier run leaves: starts afresh
+    stale.parent.mkdir(parents=True)
+    stale.write_text("not a database")
     done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--only", ",".join(SMOKE), "--out",
                            str(out), "--work", str(tmp_path / "work")], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=1200)
@@ -35,6 +38,9 @@ def test_quick_benchmarks_run_and_write_results_and_plots(tmp_path):
             assert goal["met"] in ((None,) if goal["target"] is None else (True, False)), goal
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"bench: {name} done" in done.stdout
+    # Its Spark application logged its events and lineage in its own scratch, not in make run's var/.
+    assert list((tmp_path / "work" / "P1_scoring" / "spark-events").glob("eventlog_v2_local-*/events_*"))
+    assert "tributary-bench-scoring" in (tmp_path / "work" / "P1_scoring" / "lineage" / "spark.jsonl").read_text()
 
 
 def test_goals_are_ratios_of_medians_or_absolute_medians():

@@ -45,6 +45,17 @@ def test_the_baseline_submits_what_airflow_submits_for_each_task(monkeypatch):
         assert airflow[:name] + airflow[name + 1:] == ours[:name] + ours[name + 1:], task.task_id
 
 
+def test_the_baseline_logs_its_events_and_lineage_in_its_runs_home_not_in_the_checkouts(tmp_path, monkeypatch):
+    # as the benchmark's own process has them (benchmarks.run's child_env): a run's home must win, as make run's
+    monkeypatch.setenv("TRIBUTARY_SPARK_EVENTS", (tmp_path / "bench" / "spark-events").as_uri())
+    monkeypatch.setenv("TRIBUTARY_LINEAGE", str(tmp_path / "bench" / "lineage"))
+    home = tmp_path / "home"
+    command = make_run.submit_command("ingest", [], make_run.airflow_env_for(home))
+    conf = dict(command[i + 1].split("=", 1) for i, item in enumerate(command) if item == "--conf")
+    assert conf["spark.eventLog.dir"] == f"file://{home}/var/spark-events"
+    assert conf["spark.openlineage.transport.location"] == f"{home}/var/lineage/spark.jsonl"
+
+
 def test_sizes_are_labelled_as_the_table_shows_them():
     assert [make_run.label(n) for n in (3_000, 20_000, 200_000, 1_000_000, 2_500_000)] == [
         "3k", "20k", "200k", "1M", "2.5M"]
