@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from tributary.config import REPO_ROOT
 
@@ -93,6 +93,25 @@ def repeat(fn: Callable[[], Any], repeats: int = REPEATS, warmup: int = 1) -> li
         t0 = time.perf_counter()
         fn()
         out.append(time.perf_counter() - t0)
+    return out
+
+
+def interleaved(methods: Mapping[str, Callable[[], Any]], repeats: int = REPEATS,
+                warmup: int = 1) -> dict[str, list[float]]:
+    """Wall seconds of ``repeats`` calls of each of ``methods``, taken in rounds (each method once per round, in
+    order) after ``warmup`` untimed rounds: every method's runs spread over the same stretch of the process's life,
+    so none is timed on a colder JVM (C2 still compiling the Delta write path) or a quieter machine than another.
+    Timed one after the other, methods drift with their order: P1's first, Tributary's scoring, came out 15-19%
+    slower than it does in rounds (5 December)."""
+    for _ in range(warmup):
+        for fn in methods.values():
+            fn()
+    out: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            t0 = time.perf_counter()
+            fn()
+            out[name].append(time.perf_counter() - t0)
     return out
 
 

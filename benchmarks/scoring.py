@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import Goal, Result, Stats, repeat
+from benchmarks.harness import Goal, Result, Stats, interleaved
 
 NAME = "P1_scoring"
 TITLE = "batch scoring throughput, rows/s per core"
@@ -214,21 +214,19 @@ def run(quick: bool, work: Path) -> Result:
         print(f"P1: {n} rows in {', '.join(f'{s:.1f}' for s in seconds)} s ({used} core(s))", flush=True)
         return Stats("rows/s per core", [round(n / s / used, 1) for s in seconds])
 
-    # A quick run (the smoke test in `make test`) checks that every method runs and writes; its figures are never
-    # reported, so it skips the untimed warm-ups, a quarter of its method runs.
-    def runs(method: Any) -> list[float]:
-        return repeat(method, warmup=0 if quick else 1)
-
+    # (figure, method, rows, cores): timed in rounds, every method once per round (harness.interleaved), so none
+    # runs on a colder JVM than another. A quick run (the smoke test in `make test`) checks that every method runs
+    # and writes; its figures are never reported, so it skips the untimed warm-up round, a quarter of its runs.
+    methods = [("tributary", tributary, rows, cores),
+               ("(d) tributary via mapInPandas (before)", tributary_pandas, rows, cores),
+               ("(a) plain python", plain_python, rows, 1),
+               ("(a0) numpy in memory", numpy_in_memory, rows, 1),
+               ("(b) row UDF", row_udf, udf_rows, cores),
+               ("(c) mlflow spark_udf", mlflow_udf, rows, cores),
+               ("(e) spark copy, no scoring", spark_copy, rows, cores)]
     t0 = time.monotonic()
-    figures = {
-        "tributary": per_core(rows, runs(tributary), cores),
-        "(d) tributary via mapInPandas (before)": per_core(rows, runs(tributary_pandas), cores),
-        "(a) plain python": per_core(rows, runs(plain_python), 1),
-        "(a0) numpy in memory": per_core(rows, runs(numpy_in_memory), 1),
-        "(b) row UDF": per_core(udf_rows, runs(row_udf), cores),
-        "(c) mlflow spark_udf": per_core(rows, runs(mlflow_udf), cores),
-        "(e) spark copy, no scoring": per_core(rows, runs(spark_copy), cores),
-    }
+    timings = interleaved({name: method for name, method, _, _ in methods}, warmup=0 if quick else 1)
+    figures = {name: per_core(n, timings[name], used) for name, _, n, used in methods}
     measured_s = round(time.monotonic() - t0, 1)
     scored = spark.read.format("delta").load(str(work / "out" / "tributary"))
     checks = {"tributary_rows": scored.count(), "tributary_versions": sorted(
@@ -251,6 +249,7 @@ def run(quick: bool, work: Path) -> Result:
             Goal("the bound: (e) spark copy / (a) plain python, per core", "(e) spark copy, no scoring",
                  "(a) plain python", None),
         ],
-        notes=["Each method ran once untimed (JVM, Python workers and the model cache warm), then 3 timed runs.",
+        notes=["The methods ran in rounds, each once per round: one untimed round (JVM, Python workers and the model "
+               "cache warm), then 3 timed ones.",
                "Per core: Spark methods divide by local[2]'s 2 cores, the single-process ones by 1."],
     )

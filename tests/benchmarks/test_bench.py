@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from benchmarks.harness import Goal, Result, Stats
+from benchmarks.harness import Goal, Result, Stats, interleaved
 from benchmarks.run import BENCHMARKS, SMOKE
 from tributary.config import REPO_ROOT
 
@@ -51,6 +51,14 @@ def test_goals_are_ratios_of_medians_or_absolute_medians():
     Result("x", "x", True, {}, figures, goals)
     assert figures["fast"].median == 20 and figures["fast"].min == 10 and figures["fast"].max == 30
     assert [(g.measured, g.met) for g in goals] == [(4.0, True), (0.5, True), (0.25, None), (0.25, False)]
+
+
+def test_interleaved_methods_are_timed_in_rounds_after_untimed_ones():
+    calls: list[str] = []
+    seconds = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4  # a warm-up round, then three timed ones: never a-a-a, b-b-b
+    assert list(seconds) == ["a", "b"] and all(len(runs) == 3 and min(runs) >= 0 for runs in seconds.values())
+    assert interleaved({"a": lambda: calls.append("c")}, repeats=2, warmup=0)["a"] and calls[-2:] == ["c", "c"]
 
 
 def test_a_goal_naming_an_unmeasured_figure_or_a_figure_without_runs_fails():
