@@ -49,8 +49,8 @@ def importable(folder: str) -> None:
 
 def home_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment with ``home`` as the state directory (its event logs and lineage in its own var/,
-    as ``make run`` has them, whatever the benchmark's own process logs to) and this checkout's jars, ``extra``
-    last."""
+    as ``make run`` has them, even where this environment points them elsewhere) and this checkout's jars,
+    ``extra`` last."""
     env = {k: v for k, v in os.environ.items() if k not in ("TRIBUTARY_SPARK_EVENTS", "TRIBUTARY_LINEAGE")}
     env.update(extra or {})
     env["TRIBUTARY_HOME"] = str(home)

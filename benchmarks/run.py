@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from benchmarks.harness import REPO_ROOT, RESULTS_DIR, write
+from benchmarks.make_run import home_env
 from benchmarks.report import update_readme
 
 BENCHMARKS = {
@@ -43,14 +44,12 @@ SMOKE = ("P1_scoring", "P5_dag_parse")
 
 
 def child_env(work: Path) -> dict[str, str]:
-    """The benchmark's environment: this checkout importable by Spark's Python workers too, and an Airflow home,
-    Spark event logs and OpenLineage events of its own (no state of ``make run`` touched: its History Server and
-    ``tributary lineage`` never see a benchmark's applications)."""
-    env = dict(os.environ)
+    """The benchmark's environment: ``work`` as its state directory (``make_run.home_env``, as P3 and P4 give their
+    runs: its Spark event logs and OpenLineage events under work/var, so no state of ``make run`` is touched and its
+    History Server and ``tributary lineage`` never see a benchmark's applications), this checkout importable by
+    Spark's Python workers too, and an Airflow home of its own."""
+    env = home_env(work)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("TRIBUTARY_HOME", str(REPO_ROOT))
-    env["TRIBUTARY_SPARK_EVENTS"] = (work / "spark-events").as_uri()
-    env["TRIBUTARY_LINEAGE"] = str(work / "lineage")
     env["AIRFLOW_HOME"] = str(work / "airflow")
     env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{work / 'airflow' / 'airflow.db'}"

@@ -39,8 +39,9 @@ def test_quick_benchmarks_run_and_write_results_and_plots(tmp_path):
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"bench: {name} done" in done.stdout
     # Its Spark application logged its events and lineage in its own scratch, not in make run's var/.
-    assert list((tmp_path / "work" / "P1_scoring" / "spark-events").glob("eventlog_v2_local-*/events_*"))
-    assert "tributary-bench-scoring" in (tmp_path / "work" / "P1_scoring" / "lineage" / "spark.jsonl").read_text()
+    state = tmp_path / "work" / "P1_scoring" / "var"
+    assert list((state / "spark-events").glob("eventlog_v2_local-*/events_*"))
+    assert "tributary-bench-scoring" in (state / "lineage" / "spark.jsonl").read_text()
 
 
 def test_goals_are_ratios_of_medians_or_absolute_medians():

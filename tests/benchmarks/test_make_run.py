@@ -46,7 +46,7 @@ def test_the_baseline_submits_what_airflow_submits_for_each_task(monkeypatch):
 
 
 def test_the_baseline_logs_its_events_and_lineage_in_its_runs_home_not_in_the_checkouts(tmp_path, monkeypatch):
-    # as the benchmark's own process has them (benchmarks.run's child_env): a run's home must win, as make run's
+    # as a shell may have them: a run's home must win, as make run's
     monkeypatch.setenv("TRIBUTARY_SPARK_EVENTS", (tmp_path / "bench" / "spark-events").as_uri())
     monkeypatch.setenv("TRIBUTARY_LINEAGE", str(tmp_path / "bench" / "lineage"))
     home = tmp_path / "home"
